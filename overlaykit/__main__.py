@@ -1,0 +1,3 @@
+from overlaykit.cli.main import main
+
+main()

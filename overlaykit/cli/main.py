@@ -1,0 +1,73 @@
+"""The `overlaykit` command: global options, lazy subcommands, one place that turns errors into a line."""
+
+import importlib
+import os
+import sys
+
+import click
+
+from overlaykit.errors import OverlaykitError
+
+# Subcommands are imported only when called, so `overlaykit run` loads nothing it does not use.
+COMMANDS = {
+    "load": "overlaykit.cli.images:load",
+    "images": "overlaykit.cli.images:images",
+    "rmi": "overlaykit.cli.images:rmi",
+    "history": "overlaykit.cli.images:history",
+    "inspect": "overlaykit.cli.inspect:inspect",
+    "info": "overlaykit.cli.info:info",
+    "prune": "overlaykit.cli.info:prune",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", metavar="DIR", envvar="OVERLAYKIT_ROOT",
+              help="Store root (default /var/lib/overlaykit; OVERLAYKIT_ROOT).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="overlaykit")
+@click.pass_context
+def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
+    """Docker's storage path from first principles: images, an overlay2 store, containers."""
+    from overlaykit.store.layout import Layout
+    ctx.obj = Layout.from_env(root)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; OverlaykitError and refused syscalls become one line and exit code 1."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args[: args.index("--") if "--" in args else len(args)] or bool(
+        os.environ.get("OVERLAYKIT_DEBUG"))
+    try:
+        code = cli.main(args=args, prog_name="overlaykit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("overlaykit: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (OverlaykitError, OSError) as e:
+        if debug:
+            raise
+        click.echo(f"overlaykit: {_describe(e)}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e)

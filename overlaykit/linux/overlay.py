@@ -1,0 +1,107 @@
+"""Mount overlayfs, choosing the mount path the layer stack and the kernel allow.
+
+1. mount(2) with absolute lowerdir paths, while the option string fits in one page;
+2. otherwise the new mount API with one `lowerdir+` per layer (Linux 6.8+);
+3. otherwise, on older kernels, mount(2) from inside the base directory with relative
+   names (`l/ABC...`), as Docker does.
+"""
+
+import errno
+import os
+from dataclasses import dataclass
+
+from overlaykit.linux.mount import mount
+from overlaykit.linux.newmount import mount_fs
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+MAX_STACK = 500  # the kernel's OVL_MAX_STACK
+
+
+@dataclass(frozen=True)
+class OverlaySpec:
+    """An overlay to mount: paths relative to base (or absolute), top layer first."""
+
+    base: str
+    lowers: tuple[str, ...]
+    upper: str | None = None
+    work: str | None = None
+    options: tuple[str, ...] = ("index=off",)
+
+
+def _option_string(spec: OverlaySpec, absolute: bool) -> str:
+    path = (lambda p: os.path.join(spec.base, p)) if absolute else (lambda p: p)
+    opts = list(spec.options) + ["lowerdir=" + ":".join(path(p) for p in spec.lowers)]
+    if spec.upper:
+        opts += [f"upperdir={path(spec.upper)}", f"workdir={path(spec.work)}"]
+    return ",".join(opts)
+
+
+def _kv(option: str) -> tuple[str, str | None]:
+    key, sep, value = option.partition("=")
+    return (key, value) if sep else (key, None)
+
+
+def mount_overlay(spec: OverlaySpec, target: str) -> str:
+    """Mount spec at target; returns the path taken: "mount", "lowerdir+" or "relative"."""
+    if not spec.lowers:
+        raise ValueError("an overlay needs at least one lower layer")
+    if len(spec.lowers) > MAX_STACK:
+        raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers, the kernel stacks at most {MAX_STACK}", target)
+    target = os.path.abspath(target)
+    data = _option_string(spec, absolute=True)
+    if len(data) < PAGE_SIZE:
+        mount("overlay", target, "overlay", 0, data)
+        return "mount"
+    try:
+        options = [_kv(o) for o in spec.options]
+        options += [("lowerdir+", os.path.join(spec.base, p)) for p in spec.lowers]
+        if spec.upper:
+            options += [("upperdir", os.path.join(spec.base, spec.upper)),
+                        ("workdir", os.path.join(spec.base, spec.work))]
+        mount_fs("overlay", target, options)
+        return "lowerdir+"
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    data = _option_string(spec, absolute=False)
+    if len(data) >= PAGE_SIZE:
+        raise OSError(errno.E2BIG, f"overlay options are {len(data)} bytes even with short links "
+                      f"and this kernel has no lowerdir+", target)
+    cwd = os.open(".", os.O_PATH | os.O_DIRECTORY)
+    try:
+        os.chdir(spec.base)
+        mount("overlay", target, "overlay", 0, data)
+    finally:
+        os.fchdir(cwd)
+        os.close(cwd)
+    return "relative"
+
+
+def supports_lowerdir_plus() -> bool:
+    """Whether this kernel's overlayfs takes `lowerdir+` through fsconfig (Linux 6.8+)."""
+    from overlaykit.linux.newmount import fsconfig, fsopen
+    try:
+        fd = fsopen("overlay")
+    except OSError:
+        return False
+    try:
+        fsconfig(fd, "lowerdir+", "/")
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def module_parameters() -> dict[str, str]:
+    """overlayfs's module defaults (redirect_dir, index, metacopy, xino_auto, ...)."""
+    base = "/sys/module/overlay/parameters"
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        return {}
+    params = {}
+    for name in names:
+        with open(os.path.join(base, name)) as f:
+            params[name] = f.read().strip()
+    return params

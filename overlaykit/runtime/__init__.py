@@ -1,0 +1,1 @@
+"""A container's life: spec -> rootfs -> process -> exit."""

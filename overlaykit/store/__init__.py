@@ -1,0 +1,1 @@
+"""The on-disk state under the store root: layers, images, containers, volumes."""
