@@ -1,0 +1,73 @@
+"""Shared fixtures: a fresh store per test, torn down (processes killed, mounts undone) even on failure."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from overlaykit.linux.mount import MNT_DETACH, umount
+from overlaykit.linux.mountinfo import mounts_under
+from overlaykit.store.layout import Layout
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ARCHIVES = ["demo-docker.tar", "demo-docker25.tar", "demo-oci.tar", "demo-oci-zstd.tar"]
+
+
+def _kill_containers(layout: Layout) -> None:
+    """Kill every process a container of this store recorded, whatever state it is in."""
+    root = Path(layout.containers)
+    if not root.is_dir():
+        return
+    for state_file in root.glob("*/state.json"):
+        try:
+            pid = json.loads(state_file.read_text()).get("Pid") or 0
+        except (OSError, ValueError):
+            continue
+        if pid > 0:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _unmount_all(path: str) -> None:
+    for entry in mounts_under(path):
+        try:
+            umount(entry.mount_point, MNT_DETACH)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def layout(tmp_path: Path):
+    """A fresh, empty store root for one test."""
+    lay = Layout(str(tmp_path / "store"))
+    yield lay
+    _kill_containers(lay)
+    _unmount_all(str(tmp_path))
+
+
+@pytest.fixture
+def ok(layout):
+    """Run the real `overlaykit` command against the test's store; returns CompletedProcess."""
+    def run(*args: str, input: bytes | str | None = None, check: bool = False,
+            timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+        text = not isinstance(input, bytes)
+        proc = subprocess.run(
+            [sys.executable, "-m", "overlaykit", "--root", layout.root, *args],
+            input=input, capture_output=True, text=text, timeout=timeout,
+            env={**os.environ, **(env or {})})
+        if check and proc.returncode != 0:
+            raise AssertionError(f"overlaykit {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+    return run
+
+
+@pytest.fixture
+def fixture_path():
+    return lambda name: str(FIXTURES / name)
