@@ -52,7 +52,7 @@ def layout(tmp_path: Path):
 
 
 @pytest.fixture
-def ok(layout):
+def cli(layout):
     """Run the real `overlaykit` command against the test's store; returns CompletedProcess."""
     def run(*args: str, input: bytes | str | None = None, check: bool = False,
             timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
