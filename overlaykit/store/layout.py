@@ -89,6 +89,10 @@ class Layout:
     def container_log(self, container_id: str) -> str:
         return os.path.join(self.containers, container_id, "container.log")
 
+    def container_file(self, container_id: str, name: str) -> str:
+        """hosts, hostname, resolv.conf: bind-mounted into the container, as Docker does."""
+        return os.path.join(self.containers, container_id, name)
+
     @property
     def volumes(self) -> str:
         return os.path.join(self.root, "volumes")
