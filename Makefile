@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	ln -sf $(BIN)/overlaykit /usr/local/bin/overlaykit
 	touch $@
 
-$(IMAGE): deps scripts/build-test-image.py
+$(IMAGE): $(VENV)/.installed scripts/build-test-image.py overlaykit/image/writer.py
 	@mkdir -p build
 	$(BIN)/python scripts/build-test-image.py $@
 
