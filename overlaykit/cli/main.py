@@ -17,6 +17,8 @@ COMMANDS = {
     "inspect": "overlaykit.cli.inspect:inspect",
     "info": "overlaykit.cli.info:info",
     "prune": "overlaykit.cli.info:prune",
+    "mount": "overlaykit.cli.workbench:mount",
+    "umount": "overlaykit.cli.workbench:umount",
 }
 
 
