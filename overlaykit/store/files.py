@@ -7,12 +7,17 @@ import tempfile
 
 def write_text(path: str, text: str) -> None:
     """Replace path with text; readers see the old file or the new one, never a half."""
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Replace path with data, atomically (write_text's bytes form: exact bytes kept)."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)

@@ -6,14 +6,29 @@ from contextlib import contextmanager
 
 from overlaykit.store.layout import Layout
 
+_held: dict[str, int] = {}  # lock file -> nesting depth in this process
+
 
 @contextmanager
 def store_lock(layout: Layout):
-    """Hold the store's exclusive lock for the duration of the block."""
+    """Hold the store's exclusive lock for the duration of the block.
+
+    Re-entrant within a process (a second flock on a new fd would deadlock against the
+    first), so a whole `load` can hold it while add_layer/add_image take it again.
+    """
+    if _held.get(layout.lock_file):
+        _held[layout.lock_file] += 1
+        try:
+            yield
+        finally:
+            _held[layout.lock_file] -= 1
+        return
     os.makedirs(layout.root, exist_ok=True)
     fd = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _held[layout.lock_file] = 1
         yield
     finally:
+        _held.pop(layout.lock_file, None)
         os.close(fd)

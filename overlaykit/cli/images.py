@@ -1,0 +1,133 @@
+"""Image commands: load, images, rmi, history."""
+
+import sys
+
+import click
+
+
+@click.command()
+@click.option("-i", "--input", "input_", metavar="ARCHIVE", help="Read from ARCHIVE (- for stdin).")
+@click.argument("archive", required=False)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def load(layout, input_: str | None, archive: str | None, quiet: bool) -> None:
+    """Load images from a docker-save tar, an OCI archive or layout directory, or stdin."""
+    from overlaykit.store.load import load_archive
+    source = input_ or archive or "-"
+    if source == "-" and sys.stdin.isatty():
+        raise click.UsageError("no archive given and stdin is a terminal")
+    with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
+        images = load_archive(layout, source, progress)
+    for image in images:
+        for ref in image.tags:
+            click.echo(f"Loaded image: {ref}")
+        if not image.tags:
+            click.echo(f"Loaded image ID: {image.id}")
+
+
+class _progress:
+    """A click progress bar of blob bytes read, made once the total is known."""
+
+    def __init__(self, enabled: bool):
+        self._enabled, self._bar, self._shown = enabled, None, 0
+
+    def __enter__(self):
+        return self._update if self._enabled else None
+
+    def _update(self, done: int, total: int | None) -> None:
+        if self._bar is None:
+            self._bar = click.progressbar(length=total or 0, label="Loading", file=sys.stderr,
+                                          show_pos=False, show_percent=bool(total))
+            self._bar.__enter__()
+        self._bar.update(done - self._shown)
+        self._shown = done
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image, in a list.")
+@click.option("-q", "--quiet", is_flag=True, help="Only image IDs.")
+@click.pass_obj
+def images(layout, as_json: bool, quiet: bool) -> None:
+    """List stored images, newest first."""
+    import json
+    from overlaykit.store.images import image_rows
+    rows = image_rows(layout)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif quiet:
+        for row in dict.fromkeys(r["ID"] for r in rows):
+            click.echo(row.split(":", 1)[1][:12])
+    else:
+        _table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+               [[r["Repository"], r["Tag"], r["ID"].split(":", 1)[1][:12],
+                 _ago(r["Created"]), _size(r["Size"])] for r in rows])
+
+
+@click.command()
+@click.argument("refs", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Remove an image with several tags by ID.")
+@click.pass_obj
+def rmi(layout, refs: tuple[str, ...], force: bool) -> None:
+    """Untag images, and remove those left without tags, with the layers only they used."""
+    from overlaykit.store.images import remove_image
+    for ref in refs:
+        for line in remove_image(layout, ref, force=force):
+            click.echo(line)
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--no-trunc", is_flag=True, help="Do not shorten IDs and commands.")
+@click.pass_obj
+def history(layout, ref: str, no_trunc: bool) -> None:
+    """The history of an image, newest step first, with the size of each layer."""
+    from overlaykit.store.images import history as image_history, resolve
+    rows = []
+    for step in image_history(layout, resolve(layout, ref)):
+        image = step["Id"] if no_trunc or step["Id"] == "<missing>" else step["Id"].split(":", 1)[1][:12]
+        created_by = step["CreatedBy"]
+        if not no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        rows.append([image, _ago(step["Created"]), created_by, _size(step["Size"]), step["Comment"]])
+    _table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        click.echo("   ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _size(n: int) -> str:
+    """Docker's decimal sizes with three significant digits: 2.13MB, 143kB, 0B."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g}{unit}" if unit != "B" else f"{n}B"
+        n /= 1000
+    return ""
+
+
+def _ago(created: str | None) -> str:
+    """'2 hours ago' from an RFC 3339 time, as docker prints it."""
+    from datetime import datetime, timezone
+    if not created:
+        return "N/A"
+    try:
+        when = datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00" if created.endswith("Z")
+                                      else created)
+    except ValueError:
+        return created
+    seconds = (datetime.now(timezone.utc) - when).total_seconds()
+    if seconds < 0:
+        return "Less than a second ago"
+    for limit, div, unit in ((60, 1, "second"), (3600, 60, "minute"), (86400 * 2, 3600, "hour"),
+                             (86400 * 14, 86400, "day"), (86400 * 60, 604800, "week"),
+                             (86400 * 730, 2592000, "month"), (float("inf"), 31536000, "year")):
+        if seconds < limit:
+            n = int(seconds // div)
+            return f"{n} {unit}{'' if n == 1 else 's'} ago"
+    return created

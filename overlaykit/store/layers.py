@@ -1,0 +1,193 @@
+"""The layer store: chain IDs -> overlay2 cache IDs, in image/overlay2/layerdb as Docker keeps it.
+
+layerdb/sha256/<chain-id>/ holds `diff` (the layer's diff ID), `cache-id` (its overlay2
+directory), `parent` (the parent's chain ID; absent for a base layer) and `size` (bytes of
+file content). A layer becomes visible only after its diff ID was verified: it is unpacked in
+the staging area, renamed into overlay2/, and its layerdb entry is written last, atomically.
+"""
+
+import hashlib
+import os
+import shutil
+from typing import BinaryIO, Iterable
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.image.digest import HashingReader, short
+from overlaykit.store import overlay2
+from overlaykit.store.files import read_json, read_text, write_text
+from overlaykit.store.layout import Layout
+from overlaykit.store.lock import store_lock
+
+
+def chain_id(parent_chain_id: str | None, diff_id: str) -> str:
+    """ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    if parent_chain_id is None:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent_chain_id} {diff_id}".encode()).hexdigest()
+
+
+def chain_ids(diff_ids: Iterable[str]) -> list[str]:
+    """The chain IDs of a stack of diff IDs, bottom first."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        out.append(chain_id(out[-1] if out else None, diff_id))
+    return out
+
+
+def layer_exists(layout: Layout, chain_id: str) -> bool:
+    """Registered and complete: the cache-id file is written last."""
+    return os.path.isfile(os.path.join(layout.chain_dir(chain_id), "cache-id"))
+
+
+def cache_id(layout: Layout, chain_id: str) -> str:
+    try:
+        return read_text(os.path.join(layout.chain_dir(chain_id), "cache-id")).strip()
+    except FileNotFoundError:
+        raise OverlaykitError(f"layer {short(chain_id)} is not in the store") from None
+
+
+def layer_info(layout: Layout, chain_id: str) -> dict:
+    """diff, cache-id, parent (or None) and size of a stored layer."""
+    def field(name: str) -> str | None:
+        try:
+            return read_text(os.path.join(layout.chain_dir(chain_id), name)).strip()
+        except FileNotFoundError:
+            return None
+    size = field("size")
+    return {"ChainID": chain_id, "DiffID": field("diff"), "CacheID": cache_id(layout, chain_id),
+            "Parent": field("parent"), "Size": int(size) if size else 0}
+
+
+def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
+              expected_diff_id: str | None, what: str) -> str:
+    """Unpack an uncompressed tar stream as a layer on parent_chain_id; returns its chain ID.
+
+    The stream is hashed as it is unpacked (that hash is the diff ID) and read to its end.
+    With expected_diff_id given and already stored, nothing is read: the caller may skip
+    the blob. A mismatch raises OverlaykitError and leaves nothing behind.
+    """
+    from overlaykit.image.unpack import unpack
+    with store_lock(layout):
+        if expected_diff_id is not None:
+            known = chain_id(parent_chain_id, expected_diff_id)
+            if layer_exists(layout, known):
+                return known
+        parent_cache = cache_id(layout, parent_chain_id) if parent_chain_id else None
+        try:
+            with overlay2.staged(layout, parent_cache) as layer:
+                hashed = HashingReader(stream)
+                stats = unpack(hashed, layer.diff, what=what)
+                hashed.drain()
+                diff_id = hashed.digest
+                if expected_diff_id is not None and diff_id != expected_diff_id:
+                    raise OverlaykitError(f"{what}: diff_id {short(diff_id)} does not match "
+                                          f"{short(expected_diff_id)} in the image config")
+                new = chain_id(parent_chain_id, diff_id)
+                if layer_exists(layout, new):
+                    raise _AlreadyStored(new)
+        except _AlreadyStored as stored:
+            return stored.chain
+        _register(layout, new, diff_id, layer.cache_id, parent_chain_id, stats.bytes)
+        return new
+
+
+class _AlreadyStored(Exception):
+    """The layer turned out to be stored already: unwind the staged copy, keep the stored one."""
+
+    def __init__(self, chain: str):
+        self.chain = chain
+
+
+def adopt_layer(layout: Layout, parent_chain_id: str | None, unpacked_diff: str,
+                diff_id: str, size: int) -> str:
+    """Make a layer from a diff directory unpacked (and hashed) earlier in the staging area.
+
+    The directory is moved, not copied; it is gone afterwards either way. Used when the layer
+    was unpacked before its place in the chain was known (an archive read from a pipe).
+    """
+    new = chain_id(parent_chain_id, diff_id)
+    with store_lock(layout):
+        if layer_exists(layout, new):
+            shutil.rmtree(unpacked_diff, ignore_errors=True)
+            return new
+        parent_cache = cache_id(layout, parent_chain_id) if parent_chain_id else None
+        with overlay2.staged(layout, parent_cache) as layer:
+            os.rmdir(layer.diff)
+            os.rename(unpacked_diff, layer.diff)
+        _register(layout, new, diff_id, layer.cache_id, parent_chain_id, size)
+        return new
+
+
+def _register(layout: Layout, chain: str, diff_id: str, cache: str, parent: str | None,
+              size: int) -> None:
+    """Write the layerdb entry; cache-id goes last, so a half-written entry is not a layer."""
+    directory = layout.chain_dir(chain)
+    write_text(os.path.join(directory, "diff"), diff_id)
+    write_text(os.path.join(directory, "size"), str(size))
+    if parent:
+        write_text(os.path.join(directory, "parent"), parent)
+    write_text(os.path.join(directory, "cache-id"), cache)
+
+
+def stored_chain_ids(layout: Layout) -> list[str]:
+    try:
+        return sorted("sha256:" + name for name in os.listdir(layout.layerdb) if len(name) == 64)
+    except FileNotFoundError:
+        return []
+
+
+def container_layers(layout: Layout) -> tuple[set[str], set[str]]:
+    """(image IDs, cache IDs) that container records use: "Image", "InitLayer", "RWLayer"."""
+    images, caches = set(), set()
+    try:
+        names = os.listdir(layout.containers)
+    except FileNotFoundError:
+        return images, caches
+    for name in names:
+        record = read_json(layout.container_config(name), {}) or {}
+        if record.get("Image"):
+            images.add(record["Image"])
+        caches.update(record[k] for k in ("InitLayer", "RWLayer") if record.get(k))
+    return images, caches
+
+
+def release_layers(layout: Layout, chain_ids: Iterable[str]) -> list[str]:
+    """Remove those of chain_ids (and their parents) that no stored image uses; returns them.
+
+    Call it after removing the image that used them.
+    """
+    from overlaykit.store.images import used_chain_ids
+    with store_lock(layout):
+        used = used_chain_ids(layout)
+        removed = []
+        pending = list(chain_ids)
+        while pending:
+            chain = pending.pop()
+            if chain in used or not os.path.isdir(layout.chain_dir(chain)):
+                continue
+            parent = _parent(layout, chain)
+            remove_layer(layout, chain)
+            removed.append(chain)
+            if parent:
+                pending.append(parent)
+        return removed
+
+
+def _parent(layout: Layout, chain: str) -> str | None:
+    try:
+        return read_text(os.path.join(layout.chain_dir(chain), "parent")).strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def remove_layer(layout: Layout, chain: str) -> None:
+    """Drop a layer: its layerdb entry first (so it stops being a layer), then its directory."""
+    directory = layout.chain_dir(chain)
+    try:
+        cache = read_text(os.path.join(directory, "cache-id")).strip()
+    except FileNotFoundError:
+        cache = None
+    if cache:
+        os.unlink(os.path.join(directory, "cache-id"))
+        overlay2.remove(layout, cache)
+    shutil.rmtree(directory)

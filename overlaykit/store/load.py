@@ -1,0 +1,295 @@
+"""`load`: an image archive (file, OCI layout directory or stdin) into the store, verified.
+
+Two ways through an archive, chosen by what the input allows; both read every blob once,
+hash it while it is decompressed and unpacked, and never copy the archive or a layer:
+
+* Seekable (a tar file, a layout directory, stdin redirected from a file): the members are
+  indexed (tarfile "r:"), the manifests and configs read first, and each layer blob is then
+  read in place and streamed into add_layer, which skips layers already stored.
+* A pipe: members arrive in archive order and the manifest may come last (docker save puts
+  manifest.json after the layers), so a layer's place in a chain is not known when its bytes
+  go by. Every member that looks like a layer (gzip/zstd magic or a tar header) is unpacked
+  as it streams past into a scratch directory in the staging area, its blob digest and diff
+  ID computed on the way; small JSON members are kept in memory. When the archive has ended
+  the manifests are read as usual and each layer is verified and moved (renamed, not copied)
+  into place, or discarded if the store has it already.
+
+Either way nothing is visible until verified, and a load that fails removes the layers it
+added and leaves repositories.json and imagedb untouched: the store is as it was. The store
+lock is held for the whole load, so `prune` never mistakes its half-made layers for leftovers.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO, Callable, Iterator
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.image import archive as formats
+from overlaykit.image.compression import PeekReader, decompressed, detect
+from overlaykit.image.config import diff_ids, parse_config
+from overlaykit.image.digest import HashingReader, VerifyingReader, mismatch, sha256_bytes, short
+from overlaykit.store import layers
+from overlaykit.store.images import StoredImage, add_image
+from overlaykit.store.layout import Layout
+from overlaykit.store.lock import store_lock
+
+Progress = Callable[[int, int | None], None]  # (bytes read so far, total or None if unknown)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    image: formats.ArchivedImage
+    config_bytes: bytes
+    diff_ids: tuple[str, ...]
+    what: str
+
+
+def load_archive(layout: Layout, source: str, progress: Progress | None = None) -> list[StoredImage]:
+    """Load every image in source (a tar path, an OCI layout directory, or "-" for stdin).
+
+    Returns the images in archive order, each with the tags this archive gave it (other
+    tags pointing at the same image are left out, so callers can say what was loaded).
+    """
+    what = "load: " + ("stdin" if source == "-" else source)
+    with store_lock(layout), _rollback(layout) as added, ExitStack() as stack:
+        archive = _open(layout, source, what, stack)
+        images = formats.find_images(archive.source, what)
+        plans = [_plan(archive.source, image, what, n if len(images) > 1 else None)
+                 for n, image in enumerate(images, 1)]
+        counter = _Counter(progress, _total(layout, archive, plans))
+        for plan in plans:
+            parent = None
+            for n, (blob, diff_id) in enumerate(zip(plan.image.layers, plan.diff_ids), 1):
+                chain = layers.chain_id(parent, diff_id)
+                if not layers.layer_exists(layout, chain):
+                    archive.store_layer(layout, parent, blob, diff_id, f"{plan.what}layer {n}", counter)
+                    added.append(chain)
+                parent = chain
+        return [replace(add_image(layout, plan.config_bytes, plan.image.tags), tags=plan.image.tags)
+                for plan in plans]
+
+
+def _plan(source: formats.Source, image: formats.ArchivedImage, what: str, n: int | None) -> _Plan:
+    """Read and verify an image's config before any layer is touched."""
+    where = f"{what}: " + (f"image {n}: " if n else "")
+    if not source.exists(image.config_path):
+        raise OverlaykitError(f"{where}config {image.config_path} is missing")
+    data = source.read_bytes(image.config_path)
+    if image.config_size is not None and len(data) != image.config_size:
+        raise OverlaykitError(f"{where}config has {len(data)} bytes, expected {image.config_size}")
+    if sha256_bytes(data) != image.config_digest:
+        raise OverlaykitError(mismatch(f"{where}config", sha256_bytes(data), image.config_digest))
+    ids = diff_ids(parse_config(data, f"{where}config"), f"{where}config")
+    if len(ids) != len(image.layers):
+        raise OverlaykitError(f"{where}manifest names {len(image.layers)} layers, "
+                              f"the config {len(ids)} diff_ids")
+    return _Plan(image, data, tuple(ids), where)
+
+
+@contextmanager
+def _rollback(layout: Layout) -> Iterator[list[str]]:
+    """On any failure (or ^C), remove the layers this load added that no image uses."""
+    added: list[str] = []
+    try:
+        yield added
+    except BaseException:
+        from overlaykit.store.images import used_chain_ids
+        used = used_chain_ids(layout)
+        for chain in reversed(added):
+            if chain not in used and os.path.isdir(layout.chain_dir(chain)):
+                layers.remove_layer(layout, chain)
+        raise
+
+
+class _Counter:
+    """Feeds the progress callback with the blob bytes read so far."""
+
+    def __init__(self, progress: Progress | None, total: int | None):
+        self._progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self._progress:
+            self._progress(self.done, self.total)
+
+
+def _total(layout: Layout, archive, plans: list[_Plan]) -> int | None:
+    """Bytes of the layer blobs still to read; None when they went by already (a pipe)."""
+    if isinstance(archive, _StreamedArchive):
+        return None
+    total, seen = 0, set()
+    for plan in plans:
+        parent = None
+        for blob, diff_id in zip(plan.image.layers, plan.diff_ids):
+            parent = layers.chain_id(parent, diff_id)
+            if parent not in seen and not layers.layer_exists(layout, parent):
+                seen.add(parent)
+                total += archive.source.size(blob.path) if archive.source.exists(blob.path) else 0
+    return total
+
+
+def _open(layout: Layout, source: str, what: str, stack: ExitStack):
+    """The archive, seekable when the input allows it, else as a stream."""
+    if source != "-" and os.path.isdir(source):
+        directory = formats.DirSource(source, what)
+        stack.callback(directory.close)
+        return _SeekableArchive(directory, what)
+    if source == "-":
+        stream = sys.stdin.buffer
+    else:
+        try:
+            stream = stack.enter_context(open(source, "rb"))
+        except OSError as e:
+            raise OverlaykitError(f"{what}: {e.strerror}") from None
+    seekable = stream.seekable() and os.path.isfile(f"/proc/self/fd/{stream.fileno()}")
+    if seekable and detect(stream.read(4)) == "plain":
+        stream.seek(0)
+        return _SeekableArchive(formats.TarSource(stream, what), what)
+    if seekable:
+        stream.seek(0)
+    return _StreamedArchive.read(layout, decompressed(stream, what), what, stack)
+
+
+class _SeekableArchive:
+    """Blobs read in place, each streamed through verify -> decompress -> add_layer."""
+
+    def __init__(self, source: formats.Source, what: str):
+        self.source, self._what = source, what
+
+    def store_layer(self, layout: Layout, parent: str | None, blob: formats.LayerBlob,
+                    diff_id: str, what: str, counter: _Counter) -> None:
+        if not self.source.exists(blob.path):
+            raise OverlaykitError(f"{what}: blob {blob.path} is missing")
+        with self.source.open(blob.path) as raw:
+            verified = VerifyingReader(raw, blob.digest, blob.size, what, counter)
+            layers.add_layer(layout, parent, decompressed(verified, what), diff_id, what)
+
+
+@dataclass(frozen=True)
+class _Unpacked:
+    diff: str           # the scratch diff directory
+    blob_digest: str
+    blob_size: int
+    diff_id: str
+    size: int           # bytes of file content
+
+
+@dataclass
+class _StreamedArchive:
+    """An archive read once from a pipe: metadata in memory, layers unpacked as they passed."""
+
+    source: "_MemorySource"
+    unpacked: dict[str, _Unpacked]
+    failed: dict[str, OverlaykitError]
+    scratch: str
+    used: dict[str, str] = field(default_factory=dict)  # member -> cache id it became
+
+    @classmethod
+    def read(cls, layout: Layout, stream: BinaryIO, what: str, stack: ExitStack) -> "_StreamedArchive":
+        import tarfile
+        os.makedirs(layout.staging, exist_ok=True)
+        scratch = tempfile.mkdtemp(dir=layout.staging, prefix="load-")
+        stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+        metadata: dict[str, bytes] = {}
+        unpacked: dict[str, _Unpacked] = {}
+        failed: dict[str, OverlaykitError] = {}
+        counter = _Counter(None, None)
+        try:
+            tar = tarfile.open(fileobj=stream, mode="r|")
+            for member in tar:
+                name = os.path.normpath(member.name)
+                if not member.isfile():
+                    continue
+                body = PeekReader(tar.extractfile(member))
+                if _looks_like_layer(body.peek(512)):
+                    diff = os.path.join(scratch, str(len(unpacked) + len(failed)))
+                    try:
+                        unpacked[name] = _unpack_member(body, diff, f"{what}: {name}", counter)
+                    except OverlaykitError as e:
+                        failed[name] = e
+                        shutil.rmtree(diff, ignore_errors=True)
+                elif member.size <= formats.METADATA_LIMIT:
+                    metadata[name] = body.read()
+        except tarfile.ReadError as e:
+            raise OverlaykitError(f"{what}: {formats.tar_problem(e)}") from None
+        source = _MemorySource(metadata, set(unpacked) | set(failed), what)
+        return cls(source, unpacked, failed, scratch)
+
+    def store_layer(self, layout: Layout, parent: str | None, blob: formats.LayerBlob,
+                    diff_id: str, what: str, counter: _Counter) -> None:
+        if blob.path in self.failed:
+            raise OverlaykitError(f"{what}: {self.failed[blob.path]}")
+        found = self.unpacked.get(blob.path)
+        if found is None:
+            if blob.path in self.source.metadata:
+                raise OverlaykitError(f"{what}: {blob.path} is not a layer (not a tar, gzip or zstd)")
+            raise OverlaykitError(f"{what}: blob {blob.path} is missing")
+        if blob.size is not None and found.blob_size != blob.size:
+            raise OverlaykitError(f"{what}: blob has {found.blob_size} bytes, expected {blob.size}")
+        if blob.digest is not None and found.blob_digest != blob.digest:
+            raise OverlaykitError(mismatch(what, found.blob_digest, blob.digest))
+        if found.diff_id != diff_id:
+            raise OverlaykitError(f"{what}: diff_id {short(found.diff_id)} does not match "
+                                  f"{short(diff_id)} in the image config")
+        diff = found.diff
+        if blob.path in self.used:  # the same blob again, elsewhere in a chain: copy the first
+            diff = tempfile.mkdtemp(dir=self.scratch)
+            os.rmdir(diff)
+            subprocess.run(["cp", "-a", "--reflink=auto", "--",
+                            layout.layer_diff(self.used[blob.path]), diff], check=True)
+        chain = layers.adopt_layer(layout, parent, diff, diff_id, found.size)
+        self.used.setdefault(blob.path, layers.cache_id(layout, chain))
+
+
+def _looks_like_layer(head: bytes) -> bool:
+    """gzip or zstd magic, or a tar header with a valid checksum (or an empty tar's zeros)."""
+    import tarfile
+    if detect(head) != "plain":
+        return True
+    if len(head) < 512:
+        return False
+    if head == bytes(512):
+        return True
+    try:
+        tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+        return True
+    except tarfile.HeaderError:
+        return False
+
+
+def _unpack_member(body: BinaryIO, diff: str, what: str, counter: _Counter) -> _Unpacked:
+    from overlaykit.image.unpack import unpack
+    os.mkdir(diff, 0o755)
+    blob = HashingReader(body, counter)
+    tar = HashingReader(decompressed(blob, what))
+    stats = unpack(tar, diff, what=what)
+    tar.drain()
+    blob.drain()
+    return _Unpacked(diff, blob.digest, blob.bytes, tar.digest, stats.bytes)
+
+
+class _MemorySource:
+    """The metadata members of a streamed archive; layers are known by name only."""
+
+    def __init__(self, metadata: dict[str, bytes], layer_names: set[str], what: str):
+        self.metadata, self._layers, self._what = metadata, layer_names, what
+
+    def exists(self, name: str) -> bool:
+        return name in self.metadata or name in self._layers
+
+    def size(self, name: str) -> int:
+        return len(self.metadata.get(name, b""))
+
+    def read_bytes(self, name: str) -> bytes:
+        if name not in self.metadata:
+            raise OverlaykitError(f"{self._what}: {name} is a layer, not JSON")
+        return self.metadata[name]
+
+    def open(self, name: str) -> BinaryIO:
+        import io
+        return io.BytesIO(self.read_bytes(name))
