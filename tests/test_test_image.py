@@ -87,6 +87,8 @@ def test_docker_and_oci_builds_load_as_the_same_image(image, tmp_path, cli, layo
     image_id, _ = config_of(image)
     assert os.listdir(layout.imagedb) == [image_id.split(":")[1]]
     assert len(os.listdir(layout.layerdb)) == 3
+    listed = json.loads(cli("images", "--json", check=True).stdout)
+    assert [(row["Repository"] + ":" + row["Tag"], row["ID"]) for row in listed] == [(TAG, image_id)]
 
 
 @pytest.fixture

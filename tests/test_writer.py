@@ -159,6 +159,32 @@ def test_archive_streams_into_a_pipe_that_gnu_tar_reads():
     assert names[-4:] == ["index.json", "manifest.json", "oci-layout", "repositories"]
 
 
+class ShortReads(io.RawIOBase):
+    """A stream that, like a pipe or a socket, returns at most 777 bytes per read."""
+
+    def __init__(self, data: bytes):
+        self.data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self.data.read(min(len(buffer), 777))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_layer_streamed_in_short_reads_is_copied_whole():
+    layer = LayerBlob(sha256(BASE), len(BASE), lambda: ShortReads(BASE))
+    files = members(write([image([layer], ["demo:1"])], "docker"))
+    assert files["blobs/sha256/" + sha256(BASE).split(":")[1]] == BASE
+
+
+def test_tag_that_is_not_a_valid_reference_is_refused():
+    with pytest.raises(OverlaykitError, match=r"^tag: invalid reference 'Demo:1'$"):
+        write([image([blob(BASE)], ["Demo:1"])], "docker")
+
+
 @pytest.mark.parametrize("content, message", [
     (BASE[:-512], "blob is shorter than its"),
     (BASE + b"\0" * 512, "blob is longer than its"),
@@ -181,8 +207,8 @@ def test_load_of_written_archive_gives_the_image_with_its_config_digest_as_id(fm
         assert f.read() == img.config
     assert os.listdir(layout.imagedb) == [image_id.split(":")[1]]
     assert len(os.listdir(layout.layerdb)) == 2
-    inspected = cli("inspect", "written:1", check=True)
-    assert image_id.split(":")[1] in inspected.stdout
+    listed = json.loads(cli("images", "--json", check=True).stdout)
+    assert [(row["Repository"], row["Tag"], row["ID"]) for row in listed] == [("written", "1", image_id)]
 
 
 def test_both_formats_load_as_one_image(tmp_path, cli, layout):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Sequence
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.image import reference
+from overlaykit.image.digest import HashingReader, sha256_bytes
 
 FORMATS = ("docker", "oci")
 
@@ -49,7 +51,6 @@ class ImageToWrite:
 
 def write_archive(out: BinaryIO, images: Sequence[ImageToWrite], fmt: str = "docker") -> None:
     """Write images to out (which may be a pipe) as one archive in fmt ("docker" or "oci")."""
-    import hashlib
     import io
     import json
     import tarfile
@@ -60,15 +61,12 @@ def write_archive(out: BinaryIO, images: Sequence[ImageToWrite], fmt: str = "doc
     def dump(value) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode()
 
-    def sha256(data: bytes) -> str:
-        return "sha256:" + hashlib.sha256(data).hexdigest()
-
     blobs: dict[str, bytes | LayerBlob] = {}  # digest -> content; shared layers are written once
     index: list[dict] = []
     manifest_json: list[dict] = []
     repositories: dict[str, dict[str, str]] = {}
     for image in images:
-        config_digest = sha256(image.config)
+        config_digest = sha256_bytes(image.config)
         blobs[config_digest] = image.config
         for layer in image.layers:
             blobs[layer.digest] = layer
@@ -78,9 +76,9 @@ def write_archive(out: BinaryIO, images: Sequence[ImageToWrite], fmt: str = "doc
             "config": _descriptor(MEDIA_CONFIG, config_digest, len(image.config)),
             "layers": [_descriptor(layer.media_type, layer.digest, layer.size) for layer in image.layers],
         })
-        blobs[sha256(manifest)] = manifest
-        untagged = _descriptor(MEDIA_MANIFEST, sha256(manifest), len(manifest))
-        tags = [_split(tag) for tag in image.tags]
+        blobs[sha256_bytes(manifest)] = manifest
+        untagged = _descriptor(MEDIA_MANIFEST, sha256_bytes(manifest), len(manifest))
+        tags = [reference.split(reference.normalize(tag, "tag")) for tag in image.tags]
         for name, tag in tags:
             if fmt == "docker":
                 annotations = {ANNOTATION_IMAGE_NAME: f"{_full_name(name)}:{tag}",
@@ -125,29 +123,30 @@ def write_archive(out: BinaryIO, images: Sequence[ImageToWrite], fmt: str = "doc
 
 def _add_layer(tar, info, layer: LayerBlob) -> None:
     """Stream a layer blob into the tar, checking that it has the digest and size it claims."""
-    import hashlib
-
     with layer.open() as stream:
-        hashed = _HashingReader(stream, hashlib.sha256())
-        try:
-            tar.addfile(info, hashed)
-        except OSError as e:  # tarfile's "unexpected end of data": the blob is short
-            raise OverlaykitError(f"layer {layer.digest}: blob is shorter than its {layer.size} bytes") from e
+        hashed = HashingReader(stream)
+        tar.addfile(info, _FullReads(hashed, layer))
         if stream.read(1):
             raise OverlaykitError(f"layer {layer.digest}: blob is longer than its {layer.size} bytes")
-    actual = "sha256:" + hashed.hash.hexdigest()
-    if actual != layer.digest:
-        raise OverlaykitError(f"layer {layer.digest}: content has digest {actual}")
+    if hashed.digest != layer.digest:
+        raise OverlaykitError(f"layer {layer.digest}: content has digest {hashed.digest}")
 
 
-class _HashingReader:
-    def __init__(self, stream: BinaryIO, hash):
-        self.stream, self.hash = stream, hash
+class _FullReads:
+    """tarfile takes any short read for the end of the data: read until size, or say the blob is short."""
 
-    def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
-        self.hash.update(data)
-        return data
+    def __init__(self, stream: HashingReader, layer: LayerBlob):
+        self.stream, self.layer = stream, layer
+
+    def read(self, size: int) -> bytes:
+        data = bytearray()
+        while len(data) < size:
+            chunk = self.stream.read(size - len(data))
+            if not chunk:
+                raise OverlaykitError(f"layer {self.layer.digest}: blob is shorter than its "
+                                      f"{self.layer.size} bytes")
+            data += chunk
+        return bytes(data)
 
 
 def _descriptor(media_type: str, digest: str, size: int) -> dict:
@@ -163,14 +162,6 @@ def _hex(digest: str) -> str:
 
 def _blob_path(digest: str) -> str:
     return "blobs/sha256/" + _hex(digest)
-
-
-def _split(ref: str) -> tuple[str, str]:
-    """'demo' -> ('demo', 'latest'); 'host:5000/demo:1' -> ('host:5000/demo', '1')."""
-    if "@" in ref:
-        raise OverlaykitError(f"{ref}: a digest reference cannot be a tag in an archive")
-    colon, slash = ref.rfind(":"), ref.rfind("/")
-    return (ref[:colon], ref[colon + 1:]) if colon > slash else (ref, "latest")
 
 
 def _full_name(name: str) -> str:
