@@ -1,0 +1,438 @@
+"""Unpack one layer tar into a layer's diff directory, as Docker's overlay2 driver does.
+
+OCI whiteouts become overlay ones: `dir/.wh.NAME` -> a 0:0 character device NAME, and
+`dir/.wh..wh..opq` -> trusted.overlay.opaque=y on dir. Modes (setuid too), numeric owners,
+times, symlinks, hard links, fifos, device nodes and PAX xattrs are kept; trusted.overlay.*
+xattrs carried by the tar are dropped, since they would forge whiteouts and redirects.
+
+Nothing is ever written outside diff_dir, whatever the tar says:
+- names are cleaned lexically like Docker's filepath.Clean: a leading "/" is dropped (names
+  are relative to the layer root) and `a/../b` becomes `b`; a name whose `..` climbs above
+  the root is refused ("path escapes the layer"), as is a hard link target that does;
+- every parent directory is opened with openat2(RESOLVE_IN_ROOT), so symlinks met on the way,
+  from this layer or any earlier entry, resolve inside diff_dir as they would in the
+  container, and the last component is acted on through that directory fd without ever
+  following a link (an entry over a symlink replaces the link, never its target);
+- fifos and device nodes are made with mknod and never opened, so no entry can block us.
+
+Within one layer, whiteouts only hide what lower layers hold (OCI image spec): an entry of
+the same layer stays whether it comes before or after its whiteout, and a directory that
+meets a whiteout of its own name in the same layer becomes opaque, in either order.
+"""
+
+import errno
+import os
+import shutil
+import stat
+import typing
+from dataclasses import dataclass
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.image import whiteout
+from overlaykit.linux.openat2 import open_in_root
+
+CHUNK = 1 << 20
+_XATTR_KEY = "SCHILY.xattr."
+_IGNORED_XATTR_ERRORS = (errno.EPERM, errno.ENOTSUP)  # as Docker: user.* on symlinks, fs without xattrs
+
+
+@dataclass(frozen=True)
+class UnpackStats:
+    """What one unpack did: tar entries read, regular-file bytes written, overlay markers made."""
+
+    entries: int
+    bytes: int
+    whiteouts: int
+    opaque_dirs: int
+
+
+def unpack(stream: typing.BinaryIO, diff_dir: str, *, what: str = "layer") -> UnpackStats:
+    """Unpack the uncompressed tar read sequentially from stream into the empty diff_dir.
+
+    Raises OverlaykitError("<what>: <entry>: <problem>") for hostile or broken archives; the
+    caller removes diff_dir then, so partial output is left as it is.
+    """
+    import tarfile
+
+    root_fd = os.open(diff_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    layer = _Layer(root_fd, what)
+    try:
+        tar = _open_tar(stream, what)
+        while (member := tar.next()) is not None:
+            tar.members.clear()  # stream mode keeps every TarInfo otherwise: memory grows per entry
+            layer.apply(tar, member)
+        if tar.bad_end is not None:
+            raise OverlaykitError(_bad_end_message(what, layer.name, tar.bad_end))
+        layer.set_directory_times()
+    except tarfile.ReadError as e:
+        if str(e) == "unexpected end of data":
+            raise OverlaykitError(f"{what}: {layer.name}: truncated tar archive") from None
+        raise OverlaykitError(f"{what}: corrupt tar archive after {layer.name} ({e})") from None
+    except OSError as e:
+        raise OverlaykitError(f"{what}: {layer.name}: {e.strerror or e}") from e
+    finally:
+        layer.close()
+        os.close(root_fd)
+    return layer.stats()
+
+
+def _open_tar(stream: typing.BinaryIO, what: str):
+    """A streaming TarFile that remembers why the archive ended (tarfile is imported late,
+    so its subclasses are made here)."""
+    import tarfile
+
+    class StrictTarInfo(tarfile.TarInfo):
+        """tarfile ends an archive silently at a truncated or garbled header after the first
+        member; remember that so a cut or corrupt tar is refused instead of half-applied."""
+
+        @classmethod
+        def fromtarfile(cls, tar):
+            try:
+                return super().fromtarfile(tar)
+            except (tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as e:
+                tar.bad_end = e
+                raise
+
+    class StrictTarFile(tarfile.TarFile):
+        tarinfo = StrictTarInfo
+        bad_end = None
+
+    try:
+        return StrictTarFile.open(fileobj=stream, mode="r|", bufsize=CHUNK)
+    except tarfile.ReadError as e:
+        if str(e) == "empty file":
+            raise OverlaykitError(f"{what}: empty stream, not a tar archive") from None
+        raise OverlaykitError(f"{what}: not a tar archive ({e})") from None
+
+
+def _bad_end_message(what: str, last: str | None, error: Exception) -> str:
+    import tarfile
+    if isinstance(error, tarfile.TruncatedHeaderError):
+        return f"{what}: truncated tar archive after {last}"
+    return f"{what}: corrupt tar header after {last} ({error})"
+
+
+def _clean(name: str) -> list[str] | None:
+    """The components of a tar name relative to the layer root; None if `..` climbs out."""
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return parts
+
+
+def _ns(pax_value: str | None, fallback: float) -> int:
+    """A PAX time ("1700000000.123456789") in exact nanoseconds; tarfile's float loses them."""
+    if pax_value:
+        sec, _, frac = pax_value.partition(".")
+        try:
+            whole = int(sec) * 1_000_000_000
+            part = int((frac + "000000000")[:9]) if frac else 0
+        except ValueError:
+            pass
+        else:
+            return whole - part if sec.startswith("-") else whole + part
+    return int(fallback * 1_000_000_000)
+
+
+def _times(member) -> tuple[int, int]:
+    """(atime, mtime) in ns; atime never before mtime, as Docker does."""
+    mtime = _ns(member.pax_headers.get("mtime"), member.mtime)
+    atime = _ns(member.pax_headers.get("atime"), 0)
+    return max(atime, mtime), mtime
+
+
+def _xattrs(member) -> list[tuple[str, bytes]]:
+    """The PAX xattrs of an entry, minus the trusted.overlay.* ones only we may set."""
+    found = []
+    for key, value in member.pax_headers.items():
+        if key.startswith(_XATTR_KEY):
+            name = key[len(_XATTR_KEY):]
+            if not name.startswith(whiteout.OVERLAY_XATTR_PREFIX):
+                found.append((name, value.encode("utf-8", "surrogateescape")))
+    return found
+
+
+def _set_xattr(target: int | str, name: str, value: bytes) -> None:
+    try:
+        # A path's last component must not be followed; an fd is the entry itself.
+        os.setxattr(target, name, value, follow_symlinks=isinstance(target, int))
+    except OSError as e:
+        if e.errno not in _IGNORED_XATTR_ERRORS:
+            raise
+
+
+class _Layer:
+    """The diff dir being filled: its root fd, the cached parent-dir fd, times still to set."""
+
+    def __init__(self, root_fd: int, what: str):
+        self.root_fd = root_fd
+        self.what = what
+        self.name = ""  # the entry being applied, for messages
+        self.parent_key: str | None = None  # the cached parent, as a cleaned path
+        self.parent_fd = -1
+        self.dir_times: dict[str, tuple[int, int]] = {}  # set last: children change them
+        self.entries = self.bytes = self.whiteouts = self.opaque_dirs = 0
+
+    def stats(self) -> UnpackStats:
+        return UnpackStats(self.entries, self.bytes, self.whiteouts, self.opaque_dirs)
+
+    def close(self) -> None:
+        if self.parent_fd >= 0:
+            os.close(self.parent_fd)
+            self.parent_fd = -1
+
+    def refuse(self, problem: str) -> OverlaykitError:
+        return OverlaykitError(f"{self.what}: {self.name}: {problem}")
+
+    # -- one entry -------------------------------------------------------------------------
+
+    def apply(self, tar, member) -> None:
+        """Apply one tar entry: a whiteout, an opaque marker, or a file of some type."""
+        self.entries += 1
+        self.name = member.name
+        parts = _clean(member.name)
+        if parts is None:
+            raise self.refuse("path escapes the layer")
+        if any(p.startswith(whiteout.META_PREFIX) for p in parts) and parts[-1] != whiteout.OPAQUE_MARKER:
+            return  # AUFS bookkeeping (.wh..wh.plnk/...) in old layers: skipped, as Docker does
+        if any(p.startswith(whiteout.PREFIX) for p in parts[:-1]):
+            raise self.refuse("a whiteout cannot be a directory")
+        if not parts:
+            if not member.isdir():
+                raise self.refuse("only a directory can be the layer root")
+            self.update_root(member)
+            return
+        parents, base = parts[:-1], parts[-1]
+        if base == whiteout.OPAQUE_MARKER:
+            self.make_opaque(parents)
+        elif base.startswith(whiteout.PREFIX):
+            self.make_whiteout(member, parents, base[len(whiteout.PREFIX):])
+        elif member.isreg():
+            self.write_file(tar, member, parts)
+        elif member.isdir():
+            self.make_dir(member, parts)
+        elif member.issym():
+            self.make_symlink(member, parts)
+        elif member.islnk():
+            self.make_hardlink(member, parts)
+        elif member.ischr() or member.isblk() or member.isfifo():
+            self.make_node(member, parts)
+        else:
+            kind = member.type.decode("latin-1")
+            raise self.refuse(f"unsupported tar entry type {kind!r}")
+
+    def write_file(self, tar, member, parts: list[str]) -> None:
+        pfd, base = self.replace(parts)
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=pfd)
+        try:
+            source = tar.extractfile(member)
+            while data := source.read(CHUNK):
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                self.bytes += len(data)
+            os.fchown(fd, member.uid, member.gid)
+            os.fchmod(fd, member.mode & 0o7777)  # after chown, which clears setuid
+            for name, value in _xattrs(member):  # after chown, which clears security.capability
+                _set_xattr(fd, name, value)
+            os.utime(fd, ns=_times(member))
+        finally:
+            os.close(fd)
+
+    def make_dir(self, member, parts: list[str]) -> None:
+        pfd, base = self.parent(parts[:-1]), parts[-1]
+        existing = self.lstat(pfd, base)
+        replaced_whiteout = False
+        if existing is None or not stat.S_ISDIR(existing.st_mode):
+            if existing is not None:
+                replaced_whiteout = whiteout.is_whiteout_device(existing.st_mode, existing.st_rdev)
+                os.unlink(base, dir_fd=pfd)
+            os.mkdir(base, 0o700, dir_fd=pfd)
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            self.set_dir_metadata(fd, member)
+            if replaced_whiteout:  # deleted and re-made in this layer: hide the lower one's entries
+                self.set_opaque(fd)
+        finally:
+            os.close(fd)
+        self.dir_times["/".join(parts)] = _times(member)
+
+    def update_root(self, member) -> None:
+        """A `./` entry: the layer root takes its owner, mode and times, as in Docker."""
+        self.set_dir_metadata(self.root_fd, member)
+        self.dir_times[""] = _times(member)
+
+    def set_dir_metadata(self, fd: int, member) -> None:
+        os.fchown(fd, member.uid, member.gid)
+        os.fchmod(fd, member.mode & 0o7777)
+        for name, value in _xattrs(member):
+            _set_xattr(fd, name, value)
+
+    def make_symlink(self, member, parts: list[str]) -> None:
+        pfd, base = self.replace(parts)
+        os.symlink(member.linkname, base, dir_fd=pfd)
+        self.set_metadata_at(pfd, base, member, symlink=True)
+
+    def make_node(self, member, parts: list[str]) -> None:
+        """A fifo or device node: made with mknod, never opened (opening a fifo would block)."""
+        kind = stat.S_IFIFO if member.isfifo() else stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+        device = 0 if member.isfifo() else os.makedev(member.devmajor, member.devminor)
+        pfd, base = self.replace(parts)
+        os.mknod(base, kind | 0o600, device, dir_fd=pfd)
+        self.set_metadata_at(pfd, base, member, symlink=False)
+
+    def make_hardlink(self, member, parts: list[str]) -> None:
+        target = _clean(member.linkname)
+        if target is None:
+            raise self.refuse(f"hard link target {member.linkname} is outside the layer")
+        if not target:
+            raise self.refuse(f"hard link target {member.linkname} is the layer root")
+        pfd, base = self.replace(parts)
+        missing = self.refuse(f"hard link target {member.linkname} is not in the layer")
+        try:
+            tfd = open_in_root(self.root_fd, "/".join(target[:-1]), os.O_PATH | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            raise missing from None
+        try:
+            # linkat without AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
+            os.link(target[-1], base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise missing from None
+        finally:
+            os.close(tfd)
+        # Docker and containerd apply the link's header to the (shared) inode too.
+        linked = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+        self.set_metadata_at(pfd, base, member, symlink=stat.S_ISLNK(linked.st_mode))
+
+    def set_metadata_at(self, pfd: int, base: str, member, symlink: bool) -> None:
+        """Owner, mode, xattrs and times of base in pfd, never following base if it is a link."""
+        os.chown(base, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
+        if not symlink:  # a symlink's mode means nothing on Linux
+            os.chmod(base, member.mode & 0o7777, dir_fd=pfd, follow_symlinks=False)
+        xattrs = _xattrs(member)
+        if xattrs:
+            path = f"/proc/self/fd/{pfd}/{base}"  # lsetxattr has no *at form
+            for name, value in xattrs:
+                _set_xattr(path, name, value)
+        os.utime(base, ns=_times(member), dir_fd=pfd, follow_symlinks=False)
+
+    # -- whiteouts -------------------------------------------------------------------------
+
+    def make_whiteout(self, member, parents: list[str], name: str) -> None:
+        """`.wh.NAME`: a 0:0 character device NAME, unless this layer itself has NAME."""
+        if name in ("", ".", ".."):
+            raise self.refuse("invalid whiteout name")
+        pfd = self.parent(parents)
+        existing = self.lstat(pfd, name)
+        if existing is None:
+            os.mknod(name, stat.S_IFCHR, whiteout.WHITEOUT_DEVICE, dir_fd=pfd)
+            os.chown(name, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
+            self.whiteouts += 1
+        elif stat.S_ISDIR(existing.st_mode):  # the layer's own dir stays, the lower one goes
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            try:
+                self.set_opaque(fd)
+            finally:
+                os.close(fd)
+
+    def make_opaque(self, dir_parts: list[str]) -> None:
+        """`.wh..wh..opq`: the directory hides lower layers' entries, keeps this layer's own."""
+        pfd = self.parent(dir_parts)
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            self.set_opaque(fd)
+        finally:
+            os.close(fd)
+
+    def set_opaque(self, fd: int) -> None:
+        os.setxattr(fd, whiteout.OPAQUE_XATTR, whiteout.OPAQUE_VALUE)
+        self.opaque_dirs += 1
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def parent(self, parts: list[str]) -> int:
+        """An O_PATH fd of the directory parts, resolved inside the root, made if missing.
+
+        One fd is cached: tars list a directory's entries together. It stays right because an
+        entry only ever changes a child of its parent, never the parent's own path.
+        """
+        key = "/".join(parts)
+        if key == self.parent_key:
+            return self.parent_fd
+        fd = self.open_dir(parts)
+        self.close()
+        self.parent_key, self.parent_fd = key, fd
+        return fd
+
+    def open_dir(self, parts: list[str]) -> int:
+        try:
+            return open_in_root(self.root_fd, "/".join(parts), os.O_PATH | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        # Walk it one component at a time, making what is missing (0755, root, as Docker does).
+        fd = open_in_root(self.root_fd, "", os.O_PATH | os.O_DIRECTORY)
+        try:
+            for i, part in enumerate(parts):
+                sub = "/".join(parts[:i + 1])
+                try:
+                    child = open_in_root(self.root_fd, sub, os.O_PATH | os.O_DIRECTORY)
+                except NotADirectoryError:
+                    raise self.refuse(f"parent {sub} is not a directory") from None
+                except FileNotFoundError:
+                    try:
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        raise self.refuse(f"parent {sub} is a dangling symlink") from None
+                    os.chmod(part, 0o755, dir_fd=fd, follow_symlinks=False)
+                    child = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @staticmethod
+    def lstat(pfd: int, base: str) -> os.stat_result | None:
+        try:
+            return os.stat(base, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def replace(self, parts: list[str]) -> tuple[int, str]:
+        """The parent fd and name for a new non-directory entry, with whatever was there gone."""
+        pfd, base = self.parent(parts[:-1]), parts[-1]
+        existing = self.lstat(pfd, base)
+        if existing is not None:
+            if stat.S_ISDIR(existing.st_mode):
+                shutil.rmtree(base, dir_fd=pfd)
+            else:
+                os.unlink(base, dir_fd=pfd)  # a symlink is replaced itself, never its target
+        self.dir_times.pop("/".join(parts), None)
+        return pfd, base
+
+    def set_directory_times(self) -> None:
+        """Directory times last: creating their children changed them."""
+        for path, times in self.dir_times.items():
+            if not path:
+                os.utime(self.root_fd, ns=times)
+                continue
+            parent, _, base = path.rpartition("/")
+            try:
+                pfd = open_in_root(self.root_fd, parent, os.O_PATH | os.O_DIRECTORY)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # replaced by a later entry
+            try:
+                os.utime(base, ns=times, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(pfd)
