@@ -102,7 +102,7 @@ def _open_tar(stream: typing.BinaryIO, what: str):
     except tarfile.ReadError as e:
         if str(e) == "empty file":
             raise OverlaykitError(f"{what}: empty stream, not a tar archive") from None
-        raise OverlaykitError(f"{what}: not a tar archive ({e})") from None
+        raise OverlaykitError(f"{what}: not a tar archive") from None
 
 
 def _bad_end_message(what: str, last: str | None, error: Exception) -> str:
