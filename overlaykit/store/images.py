@@ -67,6 +67,14 @@ def list_images(layout: Layout) -> list[StoredImage]:
 
 def resolve(layout: Layout, ref: str) -> StoredImage:
     """An image by name[:tag], full ID (with or without sha256:) or a unique ID prefix."""
+    image = find(layout, ref)
+    if image is None:
+        raise OverlaykitError(f"No such image: {ref}")
+    return image
+
+
+def find(layout: Layout, ref: str) -> StoredImage | None:
+    """resolve(), but None when nothing matches (an ambiguous prefix still raises)."""
     tags = _read_tags(layout)
     ids = _image_ids(layout)
     if not ref.startswith("sha256:"):
@@ -83,7 +91,7 @@ def resolve(layout: Layout, ref: str) -> StoredImage:
             return _load(layout, matches[0], tags)
         if len(matches) > 1:
             raise OverlaykitError(f"{ref}: ambiguous image ID prefix ({len(matches)} images match)")
-    raise OverlaykitError(f"No such image: {ref}")
+    return None
 
 
 def add_image(layout: Layout, config_bytes: bytes, tags: Iterable[str] = ()) -> StoredImage:

@@ -1,0 +1,163 @@
+"""`prune`: remove what a crash (or a removed image) left behind, and nothing anyone uses.
+
+In order: mounts under the root that no running container owns, the staging area, half-
+written metadata, layerdb entries no image uses, overlay2 directories neither a layerdb
+entry nor a container record (InitLayer, RWLayer) names, and short links that lead nowhere
+(a layer that lost its link gets it back). Runs under the store lock, so no load, commit or
+container creation that holds the lock is ever half-way through when it looks.
+"""
+
+import os
+import shutil
+
+from overlaykit.store import layers, overlay2
+from overlaykit.store.files import read_json, read_text
+from overlaykit.store.layout import Layout
+from overlaykit.store.lock import store_lock
+
+
+def prune(layout: Layout) -> list[str]:
+    """Clean the store; returns one line per thing removed or repaired."""
+    if not os.path.isdir(layout.root):
+        return []
+    with store_lock(layout):
+        done = _unmount_stale(layout)
+        done += _clear_staging(layout)
+        done += _remove_temporary_files(layout)
+        done += _remove_unused_layers(layout)
+        done += _remove_orphan_dirs(layout)
+        done += _fix_links(layout)
+        return done
+
+
+def _pid_alive(pid: int, start_time: int) -> bool:
+    """pid runs and (when start_time is known) is the same process, not a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return not start_time or int(fields[19]) == start_time
+
+
+def _running_layers(layout: Layout) -> set[str]:
+    """Cache IDs of the writable layers of containers whose PID 1 is alive."""
+    live = set()
+    try:
+        names = os.listdir(layout.containers)
+    except FileNotFoundError:
+        return live
+    for name in names:
+        config = read_json(layout.container_config(name), {}) or {}
+        state = read_json(layout.container_state(name), {}) or {}
+        pid = state.get("Pid") or 0
+        if config.get("RWLayer") and pid > 0 and _pid_alive(pid, state.get("PidStartTime") or 0):
+            live.add(config["RWLayer"])
+    return live
+
+
+def _unmount_stale(layout: Layout) -> list[str]:
+    """Mounts in the staging area, and in layer directories of containers that are not running."""
+    from overlaykit.linux.mount import MNT_DETACH, umount
+    from overlaykit.linux.mountinfo import mounts_under
+    live = _running_layers(layout)
+    done = []
+    for entry in mounts_under(layout.root):
+        path = entry.mount_point
+        if path.startswith(layout.staging + "/"):
+            stale = True
+        elif path.startswith(layout.overlay2 + "/"):
+            stale = os.path.relpath(path, layout.overlay2).split("/")[0] not in live
+        else:
+            continue
+        if stale:
+            umount(path, MNT_DETACH)
+            done.append(f"Unmounted: {path}")
+    return done
+
+
+def _clear_staging(layout: Layout) -> list[str]:
+    try:
+        names = sorted(os.listdir(layout.staging))
+    except FileNotFoundError:
+        return []
+    for name in names:
+        path = os.path.join(layout.staging, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    return [f"Deleted staging: {name}" for name in names]
+
+
+def _remove_temporary_files(layout: Layout) -> list[str]:
+    """.tmp-* files of metadata writes a crash interrupted."""
+    done = []
+    for top, _, files in os.walk(layout.image_root):
+        for name in files:
+            if name.startswith(".tmp-"):
+                os.unlink(os.path.join(top, name))
+                done.append(f"Deleted: {os.path.join(top, name)}")
+    return done
+
+
+def _remove_unused_layers(layout: Layout) -> list[str]:
+    """layerdb entries that are half-written, lost their directory, or no image uses."""
+    from overlaykit.store.images import used_chain_ids
+    try:
+        names = sorted(os.listdir(layout.layerdb))
+    except FileNotFoundError:
+        return []
+    used = used_chain_ids(layout)
+    done = []
+    for name in names:
+        chain = "sha256:" + name
+        complete = layers.layer_exists(layout, chain) and os.path.isdir(
+            layout.layer_dir(layers.cache_id(layout, chain)))
+        if complete and chain in used:
+            continue
+        if complete:
+            layers.remove_layer(layout, chain)
+        else:
+            shutil.rmtree(layout.chain_dir(chain))
+        done.append(f"Deleted layer: {chain}")
+    return done
+
+
+def _remove_orphan_dirs(layout: Layout) -> list[str]:
+    """overlay2/<id> that no layerdb entry and no container record names."""
+    try:
+        names = sorted(os.listdir(layout.overlay2))
+    except FileNotFoundError:
+        return []
+    known = {layers.cache_id(layout, c) for c in layers.stored_chain_ids(layout)
+             if layers.layer_exists(layout, c)}
+    known |= layers.container_layers(layout)[1]
+    done = []
+    for name in names:
+        if name != "l" and name not in known:
+            overlay2.remove(layout, name)
+            done.append(f"Deleted layer directory: {name}")
+    return done
+
+
+def _fix_links(layout: Layout) -> list[str]:
+    """Drop l/ links that lead nowhere; give back the link of a layer that lost it."""
+    done = []
+    try:
+        shorts = sorted(os.listdir(layout.links))
+    except FileNotFoundError:
+        return done
+    for short in shorts:
+        if not os.path.exists(layout.link(short)):
+            os.unlink(layout.link(short))
+            done.append(f"Deleted link: l/{short}")
+    for name in sorted(os.listdir(layout.overlay2)):
+        try:
+            short = read_text(layout.layer_link_file(name)).strip()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not os.path.lexists(layout.link(short)):
+            os.symlink(os.path.join("..", name, "diff"), layout.link(short))
+            done.append(f"Restored link: l/{short}")
+    return done
