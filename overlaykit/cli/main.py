@@ -17,6 +17,7 @@ COMMANDS = {
     "inspect": "overlaykit.cli.inspect:inspect",
     "info": "overlaykit.cli.info:info",
     "prune": "overlaykit.cli.info:prune",
+    "volume": "overlaykit.cli.volumes:volume",
     "mount": "overlaykit.cli.workbench:mount",
     "umount": "overlaykit.cli.workbench:umount",
 }

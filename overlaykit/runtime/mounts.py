@@ -1,0 +1,278 @@
+"""A container's bind mounts, volumes and tmpfs mounts: made ready on the host, mounted into its root.
+
+Every destination is resolved inside the container's root (openat2 RESOLVE_IN_ROOT), and every
+mount lands on /proc/self/fd/<fd> of that resolved handle, so a symlink in the image (say
+/app -> /etc, or -> /proc/1/root/...) can never redirect a mount onto the host.
+"""
+
+import errno
+import os
+import posixpath
+import stat
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.linux.mount import MS_BIND, MS_RDONLY, MS_REC, mount, remount_bind, set_propagation
+from overlaykit.linux.newmount import MOUNT_ATTR_RDONLY, mount_setattr
+from overlaykit.linux.openat2 import open_in_root
+from overlaykit.runtime.mountspec import MountSpec, tmpfs_arguments
+from overlaykit.store import volumes
+from overlaykit.store.layout import Layout
+
+
+@dataclass(frozen=True)
+class ResolvedMount:
+    """One mount with every name turned into a host path: what the container's child mounts."""
+
+    type: str                  # "bind", "volume" or "tmpfs"
+    destination: str           # absolute path inside the container
+    source: str = ""           # bind: the host path; volume: its _data directory; tmpfs: ""
+    readonly: bool = False
+    propagation: str = ""      # "" leaves the mount as it came (private in the container)
+    copy_up: bool = False      # volume: fill it from the image's content when it is empty
+    tmpfs_options: tuple[str, ...] = ()
+
+
+def create_volumes(layout: Layout, specs: Sequence[MountSpec]) -> list[MountSpec]:
+    """Create each named volume that is missing and name each anonymous one (64 hex, as Docker)."""
+    named = []
+    for spec in specs:
+        if spec.type == "volume":
+            anonymous = not spec.source
+            spec = replace(spec, source=spec.source or volumes.new_anonymous_name())
+            volumes.create(layout, spec.source, anonymous=anonymous)
+        named.append(spec)
+    return named
+
+
+def resolve(layout: Layout, specs: Sequence[MountSpec]) -> list[ResolvedMount]:
+    """Host paths for the specs (volumes already created); -v makes a missing bind source, --mount refuses."""
+    resolved = []
+    for spec in specs:
+        if spec.type == "bind":
+            if not os.path.lexists(spec.source):
+                if not spec.create_source:
+                    raise OverlaykitError(f"{spec.option}: bind source path does not exist: {spec.source}")
+                os.makedirs(spec.source, mode=0o755)
+            resolved.append(ResolvedMount("bind", spec.destination, spec.source, spec.readonly,
+                                          spec.propagation))
+        elif spec.type == "volume":
+            if not volumes.exists(layout, spec.source):
+                raise OverlaykitError(f"{spec.option}: no such volume: {spec.source}")
+            resolved.append(ResolvedMount("volume", spec.destination,
+                                          layout.volume_data(spec.source), spec.readonly,
+                                          copy_up=not spec.nocopy))
+        else:
+            resolved.append(ResolvedMount("tmpfs", spec.destination, readonly=spec.readonly,
+                                          tmpfs_options=spec.tmpfs_options))
+    return resolved
+
+
+def mount_all(root: str, mounts: Sequence[ResolvedMount]) -> None:
+    """Mount each into root (a container's merged dir), parents before children.
+
+    Called in the container's own mount namespace after / is made private and before /proc
+    and pivot_root.
+    """
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for m in sorted(mounts, key=lambda m: m.destination.rstrip("/").count("/")):
+            mount_one(root_fd, m)
+    finally:
+        os.close(root_fd)
+
+
+def mount_one(root_fd: int, m: ResolvedMount) -> None:
+    is_file = m.type == "bind" and not os.path.isdir(m.source)
+    target = make_target(root_fd, m.destination, is_file)
+    beneath = _mount_id(target)
+    try:
+        if m.copy_up:
+            copy_up(target, m.source)
+        what = f"mount {m.type} {m.source or 'tmpfs'} on {m.destination}"
+        try:
+            if m.type == "tmpfs":
+                flags, data = tmpfs_arguments(m.tmpfs_options)
+                mount("tmpfs", _proc_fd(target), "tmpfs", flags, data or None)
+            else:
+                mount(m.source, _proc_fd(target), None, MS_BIND | MS_REC)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, what) from None
+    finally:
+        os.close(target)
+    mounted = _reopen_mounted(root_fd, m.destination, beneath)
+    try:
+        if m.readonly and m.type != "tmpfs":
+            make_readonly(mounted)
+        if m.propagation:
+            set_propagation(_proc_fd(mounted), m.propagation)
+    finally:
+        os.close(mounted)
+
+
+def _proc_fd(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def make_target(root_fd: int, destination: str, is_file: bool, links_left: int = 40) -> int:
+    """An O_PATH fd for destination inside root, creating it (and its parents) there if missing.
+
+    A dangling symlink on the way is followed the way the container would see it: what it
+    points to is made inside root, as runc does.
+    """
+    try:
+        return open_in_root(root_fd, destination)
+    except FileNotFoundError:
+        pass
+    parent = make_dirs(root_fd, posixpath.dirname(destination), links_left)
+    name = posixpath.basename(destination)
+    try:
+        if is_file:
+            # runc's choice of mode for the empty file a file bind is mounted over
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o755, dir_fd=parent))
+        else:
+            os.mkdir(name, 0o755, dir_fd=parent)
+    except FileExistsError:
+        os.close(make_target(root_fd, _link_target(parent, name, destination, links_left),
+                             is_file, links_left - 1))
+    finally:
+        os.close(parent)
+    return open_in_root(root_fd, destination)
+
+
+def make_dirs(root_fd: int, path: str, links_left: int = 40) -> int:
+    """An O_PATH fd for directory path inside root, each missing component made with mkdirat."""
+    fd = os.dup(root_fd)
+    done = ""
+    try:
+        for name in [p for p in path.split("/") if p]:
+            done += "/" + name
+            try:
+                next_fd = open_in_root(root_fd, done, os.O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    os.close(make_dirs(root_fd, _link_target(fd, name, done, links_left),
+                                       links_left - 1))
+                next_fd = open_in_root(root_fd, done, os.O_PATH | os.O_DIRECTORY)
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _link_target(dir_fd: int, name: str, path: str, links_left: int) -> str:
+    """Where the dangling symlink name (at path, inside root) points, as a path inside root."""
+    if links_left <= 0:
+        raise OverlaykitError(f"mount destination {path}: too many levels of symbolic links")
+    target = os.readlink(name, dir_fd=dir_fd)
+    return target if target.startswith("/") else posixpath.dirname(path) + "/" + target
+
+
+def _mount_id(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("mnt_id:")))
+
+
+def _reopen_mounted(root_fd: int, destination: str, beneath: int) -> int:
+    """An O_PATH fd for the mount just made: the old handle still names the directory beneath it."""
+    fd = open_in_root(root_fd, destination)
+    if _mount_id(fd) == beneath:
+        os.close(fd)
+        raise OverlaykitError(f"mount destination {destination}: changed while it was being mounted")
+    return fd
+
+
+def make_readonly(fd: int) -> None:
+    """Read-only for the mount and every mount under it (mount_setattr, 5.12+; the top alone before)."""
+    try:
+        mount_setattr(fd, attr_set=MOUNT_ATTR_RDONLY, recursive=True, what=f"read-only {_proc_fd(fd)}")
+    except OSError as e:
+        if e.errno != errno.ENOSYS:
+            raise
+        remount_bind(_proc_fd(fd), MS_RDONLY)
+
+
+def copy_up(target: int, volume_dir: str) -> None:
+    """Copy what the image has at the destination into an empty volume, as Docker does on first use."""
+    if not os.path.isdir(_proc_fd(target)):
+        return
+    dst = os.open(volume_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.listdir(dst):
+            return
+        src = os.open(_proc_fd(target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            copy_tree(src, dst, dst, "", {})
+            _copy_attributes(src, dst, os.fstat(src))
+        finally:
+            os.close(src)
+    finally:
+        os.close(dst)
+
+
+def copy_tree(src: int, dst: int, dst_root: int, rel: str, links: dict[tuple[int, int], str]) -> None:
+    """Copy directory src's entries into dst, by fd only: modes, owners, times, xattrs, symlinks, hard links."""
+    for name in sorted(os.listdir(src)):
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        path = f"{rel}/{name}".lstrip("/")
+        key = (st.st_dev, st.st_ino)
+        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1 and key in links:
+            os.link(links[key], name, src_dir_fd=dst_root, dst_dir_fd=dst, follow_symlinks=False)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            os.mkdir(name, 0o700, dir_fd=dst)
+            s_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            d_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
+            try:
+                copy_tree(s_fd, d_fd, dst_root, path, links)
+                _copy_attributes(s_fd, d_fd, st)
+            finally:
+                os.close(s_fd)
+                os.close(d_fd)
+        elif stat.S_ISREG(st.st_mode):
+            s_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            d_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           0o600, dir_fd=dst)
+            try:
+                while os.sendfile(d_fd, s_fd, None, 1 << 30):
+                    pass
+                _copy_attributes(s_fd, d_fd, st)
+            finally:
+                os.close(s_fd)
+                os.close(d_fd)
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+            d_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
+            try:
+                os.chown(_proc_fd(d_fd), st.st_uid, st.st_gid)
+                os.chmod(_proc_fd(d_fd), stat.S_IMODE(st.st_mode))
+                os.utime(_proc_fd(d_fd), ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(d_fd)
+        else:
+            continue  # a socket means nothing without its listener; Docker skips it too
+        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+            links[key] = path
+
+
+def _copy_attributes(src: int, dst: int, st: os.stat_result) -> None:
+    """Owner, then mode (chown clears set-id bits), then xattrs, then times (everything else bumps them)."""
+    os.fchown(dst, st.st_uid, st.st_gid)
+    os.fchmod(dst, stat.S_IMODE(st.st_mode))
+    for attr in os.listxattr(src):
+        try:
+            os.setxattr(dst, attr, os.getxattr(src, attr))
+        except OSError as e:
+            if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                raise
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
