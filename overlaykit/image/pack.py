@@ -1,0 +1,117 @@
+"""Write a directory tree as a tar stream: an upper dir as an OCI layer, or a whole root filesystem.
+
+`pack_layer` turns a container's upper dir (or any overlay diff dir) into a layer tar the
+way Docker's overlay2 driver does: a 0:0 character device becomes an empty regular file
+`.wh.NAME`, mode 0600, owned by 0:0 with mtime 0 (Docker copies the device's owner and
+mtime, which no unpacker restores; fixed values make the same changes give the same layer,
+and a stored layer repack to its diff ID), an opaque directory gets a `.wh..wh..opq` entry
+right after its own (mode of the directory, mtime 0), and trusted.overlay.* xattrs are left
+out. `pack_tree` writes a merged view as one plain tar, as `docker export` does.
+
+Both keep modes (setuid too), numeric owners, mtimes (whole seconds), xattrs, symlinks,
+fifos and device nodes; a file met a second time by inode becomes a hard link to the first
+name. Sockets are skipped, as Docker skips them. The output is deterministic: names sorted
+bytewise, parents first, PAX format, no atime/ctime, no user or group names; the stream is
+written as it is read, one file at a time, so a layer is never held in memory.
+"""
+
+import os
+import stat
+from typing import BinaryIO, Collection
+
+from overlaykit.image.changes import is_opaque, is_whiteout, walk
+from overlaykit.image.whiteout import OPAQUE_MARKER, OVERLAY_XATTR_PREFIX, PREFIX
+
+_XATTR_KEY = "SCHILY.xattr."
+_BUFSIZE = 1 << 20
+
+
+def pack_layer(upper: str, out: BinaryIO, hidden: Collection[str] = ()) -> None:
+    """Write upper as a layer tar to out, overlay whiteouts turned back into `.wh.` entries."""
+    _pack(upper, out, hidden, layer=True)
+
+
+def pack_tree(root: str, out: BinaryIO, hidden: Collection[str] = ()) -> None:
+    """Write the tree under root (a merged view) to out as a plain tar, without its root entry."""
+    _pack(root, out, hidden, layer=False)
+
+
+def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> None:
+    import tarfile
+
+    root = root.rstrip("/")
+    seen: dict[tuple[int, int], str] = {}  # (dev, ino) -> first name, for hard links
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUFSIZE) as tar:
+        for path, st in walk(root, hidden):
+            full = root + path
+            name = path[1:]
+            if layer and is_whiteout(st):
+                parent, base = os.path.split(name)
+                info = tarfile.TarInfo(os.path.join(parent, PREFIX + base))
+                info.mode = 0o600
+                tar.addfile(info)
+                continue
+            info = _info(tarfile, name, st)
+            if stat.S_ISSOCK(st.st_mode):
+                continue
+            info.pax_headers = _xattrs(full)
+            if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+                first = seen.setdefault((st.st_dev, st.st_ino), name)
+                if first != name:
+                    info.type, info.linkname = tarfile.LNKTYPE, first
+                    tar.addfile(info)
+                    continue
+            if stat.S_ISREG(st.st_mode):
+                info.type, info.size = tarfile.REGTYPE, st.st_size
+                try:
+                    with open(full, "rb") as f:
+                        tar.addfile(info, f)
+                except FileNotFoundError:  # deleted meanwhile in a running container
+                    continue
+            elif stat.S_ISDIR(st.st_mode):
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+                if layer and is_opaque(full):
+                    marker = _info(tarfile, os.path.join(name, OPAQUE_MARKER), st)
+                    marker.mode, marker.mtime = stat.S_IMODE(st.st_mode) & 0o777, 0
+                    tar.addfile(marker)
+            elif stat.S_ISLNK(st.st_mode):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(full)
+                tar.addfile(info)
+            elif stat.S_ISFIFO(st.st_mode):
+                info.type = tarfile.FIFOTYPE
+                tar.addfile(info)
+            else:
+                info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+                info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                tar.addfile(info)
+
+
+def _info(tarfile, name: str, st: os.stat_result):
+    """A header with what every entry carries: mode bits, numeric owner, whole-second mtime."""
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname = info.gname = ""
+    info.mtime = st.st_mtime_ns // 10**9
+    info.type = tarfile.REGTYPE
+    info.size = 0
+    return info
+
+
+def _xattrs(full_path: str) -> dict[str, str]:
+    """PAX records for the xattrs worth keeping, sorted; raw bytes survive as surrogates."""
+    try:
+        names = os.listxattr(full_path, follow_symlinks=False)
+    except OSError:
+        return {}
+    records = {}
+    for key in sorted(names):
+        if key.startswith(OVERLAY_XATTR_PREFIX):
+            continue
+        try:
+            value = os.getxattr(full_path, key, follow_symlinks=False)
+        except OSError:
+            continue
+        records[_XATTR_KEY + key] = value.decode("utf-8", "surrogateescape")
+    return records
