@@ -162,7 +162,7 @@ def release_layers(layout: Layout, chain_ids: Iterable[str]) -> list[str]:
         removed = []
         pending = list(chain_ids)
         while pending:
-            chain = pending.pop()
+            chain = pending.pop(0)
             if chain in used or not os.path.isdir(layout.chain_dir(chain)):
                 continue
             parent = _parent(layout, chain)
