@@ -1,11 +1,14 @@
 """-v, --mount and --tmpfs parsed with Docker's rules, and each bad spec refused with one line."""
 
+from dataclasses import replace
+
 import pytest
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
-from overlaykit.runtime.mountspec import (MountSpec, parse_all, parse_mount, parse_tmpfs,
-                                          parse_volume, tmpfs_arguments)
+from overlaykit.runtime.mountspec import (MountSpec, host_config, image_volumes, inspect_entry,
+                                          parse_all, parse_mount, parse_tmpfs, parse_volume,
+                                          specs_from_record, tmpfs_arguments)
 
 
 def test_v_with_an_absolute_source_is_a_bind_that_may_create_its_source():
@@ -26,7 +29,8 @@ def test_v_with_a_name_is_a_named_volume_and_with_a_path_only_an_anonymous_one()
         "volume", "cache", True, False, "nocopy")
     anonymous = parse_volume("/data")
     assert (anonymous.type, anonymous.source, anonymous.destination, anonymous.mode) == (
-        "volume", "", "/data", "z")
+        "volume", "", "/data", "")
+    assert parse_volume("cache:/cache").mode == "z"  # Docker's default for a named -v volume
 
 
 def test_mount_csv_bind_volume_and_tmpfs(tmp_path):
@@ -92,3 +96,26 @@ def test_two_mounts_on_one_target_are_refused():
     with pytest.raises(OverlaykitError) as err:
         parse_all(volumes=["/srv:/data"], tmpfs=["/data/"])
     assert str(err.value) == "duplicate mount point: /data (-v /srv:/data and --tmpfs /data/)"
+
+
+def test_record_round_trip_gives_back_the_same_mounts(tmp_path):
+    specs = parse_all(volumes=[f"{tmp_path}:/src:ro,rslave", "cache:/cache:nocopy", "/anon"],
+                      mounts=["type=tmpfs,dst=/run/t,tmpfs-size=1m,tmpfs-mode=1700",
+                              f"type=bind,src={tmp_path},dst=/b,bind-propagation=shared,ro",
+                              "type=volume,dst=/v,volume-nocopy"],
+                      tmpfs=["/scratch:size=64m,uid=1000", "/plain"])
+    specs += image_volumes({"/data": {}, "/anon": {}}, specs)
+    assert [s.destination for s in specs][-1] == "/data"  # /anon was taken by -v
+    named = [replace(s, source=f"v{i:02d}") if s.type == "volume" and not s.source else s
+             for i, s in enumerate(specs)]
+    mounts = [e for e in (inspect_entry(s, "/vol") for s in named) if e is not None]
+    config = {"HostConfig": host_config(specs), "Config": {"Volumes": {"/data": {}, "/anon": {}}},
+              "Mounts": mounts}
+    again = specs_from_record(config)
+    strip = lambda s: replace(s, option="")  # noqa: E731 - options are re-spelled from the record
+    assert sorted(map(strip, again), key=lambda s: s.destination) == sorted(
+        map(strip, named), key=lambda s: s.destination)
+    assert config["HostConfig"]["Tmpfs"] == {"/scratch": "size=64m,uid=1000", "/plain": ""}
+    assert {"Type": "volume", "Name": "cache", "Source": "/vol", "Destination": "/cache",
+            "Driver": "local", "Mode": "nocopy", "RW": True, "Propagation": ""} in mounts
+    assert len(mounts) == 7  # three -v, three --mount, one image VOLUME; docker lists no --tmpfs

@@ -16,7 +16,7 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import MS_BIND, MS_RDONLY, MS_REC, mount, remount_bind, set_propagation
 from overlaykit.linux.newmount import MOUNT_ATTR_RDONLY, mount_setattr
 from overlaykit.linux.openat2 import open_in_root
-from overlaykit.runtime.mountspec import MountSpec, tmpfs_arguments
+from overlaykit.runtime.mountspec import MountSpec, inspect_entry, tmpfs_arguments
 from overlaykit.store import volumes
 from overlaykit.store.layout import Layout
 
@@ -44,6 +44,13 @@ def create_volumes(layout: Layout, specs: Sequence[MountSpec]) -> list[MountSpec
             volumes.create(layout, spec.source, anonymous=anonymous)
         named.append(spec)
     return named
+
+
+def record_mounts(layout: Layout, specs: Sequence[MountSpec]) -> list[dict]:
+    """The record's "Mounts", as `docker inspect` shows them (volumes named already)."""
+    entries = [inspect_entry(spec, layout.volume_data(spec.source) if spec.type == "volume" else "")
+               for spec in specs]
+    return [entry for entry in entries if entry is not None]
 
 
 def resolve(layout: Layout, specs: Sequence[MountSpec]) -> list[ResolvedMount]:

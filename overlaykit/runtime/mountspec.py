@@ -3,7 +3,7 @@
 import os
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import (MS_NOATIME, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY,
@@ -46,7 +46,7 @@ class MountSpec:
     nocopy: bool = False       # volume only: do not fill an empty volume from the image
     tmpfs_options: tuple[str, ...] = ()   # tmpfs only, e.g. ("size=64m", "mode=1777")
     create_source: bool = False           # -v makes a missing host directory; --mount refuses
-    mode: str = ""             # Docker's inspect "Mode": -v's mode field ("z" for a -v volume without one)
+    mode: str = ""             # Docker's inspect "Mode": -v's mode field ("z" for a named -v volume without one)
     option: str = ""           # how the user wrote it, for error messages
 
 
@@ -94,7 +94,7 @@ def parse_volume(raw: str) -> MountSpec:
     elif "ro" in words:
         raise OverlaykitError(f"{what}: an anonymous volume cannot be read-only")
     return MountSpec("volume", destination, source, "ro" in words, nocopy="nocopy" in words,
-                     mode=mode or "z", option=what)
+                     mode=mode or ("z" if source else ""), option=what)
 
 
 def _valid_mode(mode: str) -> bool:
@@ -233,3 +233,86 @@ def tmpfs_arguments(options: tuple[str, ...]) -> tuple[int, str]:
         else:
             data.append(option)
     return flags, ",".join(data)
+
+
+def image_volumes(volumes: dict | None, specs: list[MountSpec]) -> list[MountSpec]:
+    """Anonymous volumes for the image's VOLUME paths that no -v, --mount or --tmpfs covers."""
+    taken = {spec.destination for spec in specs}
+    found = []
+    for path in sorted(volumes or {}):
+        destination = _destination(path, f"image VOLUME {path}")
+        if destination not in taken:
+            found.append(MountSpec("volume", destination, option=f"image VOLUME {path}"))
+            taken.add(destination)
+    return found
+
+
+def host_config(specs: list[MountSpec]) -> dict:
+    """The record's HostConfig fields, in Docker's shapes: Binds (-v as given), Mounts, Tmpfs."""
+    binds = [spec.option[len("-v "):] for spec in specs if spec.option.startswith("-v ")]
+    mounts = [spec.option[len("--mount "):] for spec in specs if spec.option.startswith("--mount ")]
+    tmpfs = dict(spec.option[len("--tmpfs "):].partition(":")[::2] for spec in specs
+                 if spec.option.startswith("--tmpfs "))
+    return {"Binds": binds or None, "Mounts": [_docker_mount(parse_mount(m)) for m in mounts] or None,
+            "Tmpfs": tmpfs or None}
+
+
+def _docker_mount(spec: MountSpec) -> dict:
+    """A --mount as Docker records it (api/types/mount.Mount)."""
+    entry = {"Type": spec.type, "Source": spec.source, "Target": spec.destination,
+             "ReadOnly": spec.readonly}
+    if spec.type == "bind":
+        entry["BindOptions"] = {"Propagation": spec.propagation}
+    elif spec.type == "volume" and spec.nocopy:
+        entry["VolumeOptions"] = {"NoCopy": True}
+    elif spec.type == "tmpfs":
+        options = dict(o.partition("=")[::2] for o in spec.tmpfs_options)
+        entry["TmpfsOptions"] = {k: v for k, v in (("SizeBytes", int(options.get("size", 0))),
+                                                     ("Mode", int(options.get("mode", "0"), 8))) if v}
+    return entry
+
+
+def _mount_option(entry: dict) -> str:
+    """A recorded Docker mount back as --mount's csv, so it is checked again as the user's was."""
+    fields = [f"type={entry['Type']}", f"target={entry['Target']}"]
+    if entry.get("Source"):
+        fields.append(f"source={entry['Source']}")
+    if entry.get("ReadOnly"):
+        fields.append("readonly")
+    if (entry.get("BindOptions") or {}).get("Propagation"):
+        fields.append(f"bind-propagation={entry['BindOptions']['Propagation']}")
+    if (entry.get("VolumeOptions") or {}).get("NoCopy"):
+        fields.append("volume-nocopy")
+    tmpfs = entry.get("TmpfsOptions") or {}
+    if tmpfs.get("SizeBytes"):
+        fields.append(f"tmpfs-size={tmpfs['SizeBytes']}")
+    if tmpfs.get("Mode"):
+        fields.append(f"tmpfs-mode={tmpfs['Mode']:o}")
+    return ",".join(fields)
+
+
+def specs_from_record(config: dict) -> list[MountSpec]:
+    """A stored container's mounts, parsed again from its HostConfig, image volumes named as recorded."""
+    host = config["HostConfig"]
+    tmpfs = [f"{path}:{options}" if options else path for path, options in (host.get("Tmpfs") or {}).items()]
+    specs = parse_all(host.get("Binds") or [], [_mount_option(m) for m in host.get("Mounts") or []], tmpfs)
+    specs += image_volumes(config["Config"].get("Volumes"), specs)
+    names = {m["Destination"]: m["Name"] for m in config.get("Mounts") or [] if m.get("Type") == "volume"}
+    return [replace(spec, source=names.get(spec.destination, ""))
+            if spec.type == "volume" and not spec.source else spec for spec in specs]
+
+
+def inspect_entry(spec: MountSpec, volume_data: str = "") -> dict | None:
+    """The spec in `docker inspect`'s Mounts shape; None for --tmpfs, which Docker lists only in HostConfig."""
+    rw = not spec.readonly
+    if spec.type == "bind":
+        return {"Type": "bind", "Source": spec.source, "Destination": spec.destination,
+                "Mode": spec.mode, "RW": rw, "Propagation": spec.propagation}
+    if spec.type == "volume":
+        return {"Type": "volume", "Name": spec.source, "Source": volume_data,
+                "Destination": spec.destination, "Driver": "local", "Mode": spec.mode, "RW": rw,
+                "Propagation": ""}
+    if spec.option.startswith("--tmpfs "):
+        return None
+    return {"Type": "tmpfs", "Source": "", "Destination": spec.destination, "Mode": "", "RW": rw,
+            "Propagation": ""}

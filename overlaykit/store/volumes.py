@@ -105,6 +105,18 @@ def remove(layout: Layout, name: str, force: bool = False) -> bool:
     return True
 
 
+def remove_anonymous(layout: Layout, mounts: list[dict]) -> list[str]:
+    """`rm -v` and `run --rm`: drop a removed container's anonymous volumes; named ones always stay."""
+    removed = []
+    with store_lock(layout):
+        for m in mounts:
+            name = m.get("Name") if m.get("Type") == "volume" else None
+            if name and exists(layout, name) and is_anonymous(layout, name) and not users(layout, name):
+                _delete(layout, name)
+                removed.append(name)
+    return removed
+
+
 def prune(layout: Layout, everything: bool = False) -> list[tuple[str, int]]:
     """Remove unused volumes: the anonymous ones (Docker 23+), or all with everything. (name, bytes) each."""
     removed = []
