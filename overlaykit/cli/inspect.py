@@ -11,8 +11,15 @@ def _image(layout, name: str) -> dict | None:
     return inspect_image(layout, image) if image else None
 
 
+def _container(layout, name: str) -> dict | None:
+    from overlaykit.runtime.lifecycle import inspect as inspect_container
+    from overlaykit.store.containers import lookup
+    container = lookup(layout, name)
+    return inspect_container(layout, container) if container else None
+
+
 # Tried in order for each name; the first that knows it answers (containers go first).
-LOOKUPS = [_image]
+LOOKUPS = [_container, _image]
 
 
 @click.command()

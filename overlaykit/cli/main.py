@@ -20,6 +20,15 @@ COMMANDS = {
     "volume": "overlaykit.cli.volumes:volume",
     "mount": "overlaykit.cli.workbench:mount",
     "umount": "overlaykit.cli.workbench:umount",
+    "run": "overlaykit.cli.containers:run",
+    "create": "overlaykit.cli.containers:create",
+    "start": "overlaykit.cli.containers:start",
+    "ps": "overlaykit.cli.containers:ps",
+    "stop": "overlaykit.cli.containers:stop",
+    "kill": "overlaykit.cli.containers:kill",
+    "rm": "overlaykit.cli.containers:rm",
+    "exec": "overlaykit.cli.containers:exec_",
+    "logs": "overlaykit.cli.containers:logs",
 }
 
 

@@ -1,0 +1,201 @@
+"""Container commands: run, create, start, ps, stop, kill, rm, exec, logs."""
+
+import functools
+import json
+import sys
+
+import click
+
+from overlaykit.store.layout import Layout
+
+_COMMAND_LINE = {"allow_interspersed_args": False}  # options after IMAGE belong to the command
+
+
+def _container_options(f):
+    """The options run and create share, with Docker's names."""
+    options = [
+        click.option("--name", help="Name the container (default: a generated adjective_surname)."),
+        click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
+        click.option("-i", "--interactive", "stdin_open", is_flag=True, help="Keep stdin open."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal."),
+        click.option("-e", "--env", multiple=True, metavar="KEY[=VAL]", help="Set an environment variable."),
+        click.option("--env-file", "env_files", multiple=True, metavar="FILE", help="Read KEY=VAL lines."),
+        click.option("-w", "--workdir", help="Working directory inside the container."),
+        click.option("-u", "--user", metavar="USER[:GROUP]", help="User name or uid, group name or gid."),
+        click.option("--entrypoint", help="Replace the image's entrypoint (and drop its Cmd)."),
+        click.option("--hostname", help="Container hostname (default: the id's first 12 characters)."),
+        click.option("--network", type=click.Choice(["none", "host"]), default="none", show_default=True,
+                     help="none: own namespace with lo up; host: the host's network."),
+        click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
+        click.argument("image"),
+        click.argument("command", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run_options(command: tuple[str, ...], **opts):
+    from overlaykit.runtime.spec import RunOptions
+    return RunOptions(command=tuple(command), **opts)
+
+
+def _exit_code_errors(f):
+    """A command that could not start exits 126/127 as Docker's does, after its one line."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        from overlaykit.runtime.process import StartError
+        try:
+            return f(*args, **kwargs)
+        except StartError as e:
+            click.echo(f"overlaykit: {e}", err=True)
+            return e.exit_code
+    return wrapper
+
+
+@click.command(context_settings=_COMMAND_LINE)
+@click.option("-d", "--detach", is_flag=True, help="Run in the background; print the id.")
+@_container_options
+@click.pass_obj
+@_exit_code_errors
+def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **opts) -> int:
+    """Run a command in a new container of IMAGE (name:tag, id, or an archive to load first)."""
+    from overlaykit.runtime.create import create_container, image_for
+    from overlaykit.runtime.start import start_attached, start_detached
+    stored, ref = image_for(layout, image)
+    container = create_container(layout, stored, ref, _run_options(command, **opts), "run")
+    if detach:
+        start_detached(layout, container, "run")
+        click.echo(container.id)
+        return 0
+    return start_attached(layout, container, stdin=True, command="run")
+
+
+@click.command(context_settings=_COMMAND_LINE)
+@_container_options
+@click.pass_obj
+def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> None:
+    """Create a container of IMAGE without starting it; print its id."""
+    from overlaykit.runtime.create import create_container, image_for
+    stored, ref = image_for(layout, image)
+    click.echo(create_container(layout, stored, ref, _run_options(command, **opts), "create").id)
+
+
+@click.command()
+@click.option("-a", "--attach", is_flag=True, help="Stay attached; exit with the command's code.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach stdin (with -a).")
+@click.argument("name")
+@click.pass_obj
+@_exit_code_errors
+def start(layout: Layout, name: str, attach: bool, interactive: bool) -> int:
+    """Start a created or stopped container."""
+    from overlaykit.runtime.lifecycle import is_alive
+    from overlaykit.runtime.start import start_attached, start_detached
+    from overlaykit.store.containers import find
+    container = find(layout, name)
+    if is_alive(container.state):
+        click.echo(name)
+        return 0
+    if attach:
+        return start_attached(layout, container, stdin=interactive, command="start")
+    start_detached(layout, container, "start")
+    click.echo(name)
+    return 0
+
+
+def _table(rows: list[list[str]]) -> str:
+    """Docker's tabwriter: columns padded by 3, at least 10 wide, the last one not padded."""
+    widths = [max(10, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
+    return "\n".join("".join(cell.ljust(w) for cell, w in zip(r, widths)) + r[-1] for r in rows)
+
+
+@click.command()
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show stopped containers too.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_obj
+def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
+    """List containers (running ones, or all with -a)."""
+    from overlaykit.runtime.lifecycle import ps_rows
+    rows = ps_rows(layout, show_all)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
+    for r in rows:
+        command = r["Command"] if len(r["Command"]) <= 20 else r["Command"][:19] + "…"
+        table.append([r["ID"][:12], r["Image"], f'"{command}"', r["CreatedAgo"], r["Status"], r["Names"]])
+    click.echo(_table(table))
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", type=int, default=10, show_default=True,
+              help="Seconds to wait after SIGTERM before SIGKILL.")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+def stop(layout: Layout, names: tuple[str, ...], timeout: int) -> None:
+    """Stop containers: SIGTERM, then SIGKILL."""
+    from overlaykit.runtime.lifecycle import stop as stop_container
+    from overlaykit.store.containers import find
+    for name in names:
+        stop_container(layout, find(layout, name), timeout)
+        click.echo(name)
+
+
+@click.command()
+@click.option("-s", "--signal", "sig", default="KILL", show_default=True, help="Signal name or number.")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+def kill(layout: Layout, names: tuple[str, ...], sig: str) -> None:
+    """Send a signal to containers' PID 1."""
+    from overlaykit.runtime.lifecycle import kill as kill_container, parse_signal
+    from overlaykit.store.containers import find
+    signum = parse_signal(sig, "kill")
+    for name in names:
+        kill_container(layout, find(layout, name), signum)
+        click.echo(name)
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+def rm(layout: Layout, names: tuple[str, ...], force: bool) -> None:
+    """Remove containers: their layers and records."""
+    from overlaykit.runtime.lifecycle import remove
+    from overlaykit.store.containers import find
+    for name in names:
+        remove(layout, find(layout, name), force)
+        click.echo(name)
+
+
+@click.command("exec", context_settings=_COMMAND_LINE)
+@click.option("-i", "--interactive", "stdin_open", is_flag=True, help="Keep stdin open.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
+@click.option("-e", "--env", multiple=True, metavar="KEY=VAL", help="Set an environment variable.")
+@click.option("-w", "--workdir", help="Working directory inside the container.")
+@click.option("-u", "--user", metavar="USER[:GROUP]", help="User name or uid, group name or gid.")
+@click.argument("name")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+@_exit_code_errors
+def exec_(layout: Layout, name: str, command: tuple[str, ...], **opts) -> int:
+    """Run a command in a running container."""
+    from overlaykit.runtime.exec import ExecOptions, exec_in
+    from overlaykit.store.containers import find
+    return exec_in(find(layout, name), ExecOptions(argv=tuple(command), **opts))
+
+
+@click.command()
+@click.argument("name")
+@click.pass_obj
+def logs(layout: Layout, name: str) -> None:
+    """Print what a detached container wrote (stdout and stderr, interleaved)."""
+    from overlaykit.store.containers import find
+    container = find(layout, name)
+    try:
+        with open(layout.container_log(container.id), "rb") as f:
+            while chunk := f.read(65536):
+                sys.stdout.buffer.write(chunk)
+    except FileNotFoundError:
+        pass
+    sys.stdout.buffer.flush()

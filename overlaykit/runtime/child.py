@@ -1,0 +1,62 @@
+"""What the forked child does, in order, to become the container: it ends by exec'ing the command.
+
+The parent unshared the PID namespace before the fork, so this child is PID 1 of the new
+one; the command replaces it and stays PID 1, as in Docker (no init in between): it gets
+the signals overlaykit forwards and reaps what it orphans. Everything the steps import is
+imported before pivot_root, after which the host's files are out of reach.
+"""
+
+import os
+import socket
+from typing import NoReturn
+
+from overlaykit.linux.namespaces import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
+                                         sethostname, unshare)
+from overlaykit.linux.pivot import pivot_into
+from overlaykit.runtime.dev import make_dev
+from overlaykit.runtime.network import bring_up_loopback
+from overlaykit.runtime.process import apply_user, exec_command
+from overlaykit.runtime.rootfs import (bind_etc_files, bind_rootfs, make_mounts_private,
+                                       make_root_readonly, mount_proc, mount_sys)
+from overlaykit.runtime.spec import ContainerSpec, process_env
+from overlaykit.runtime.tty import attach_stdio, attach_terminal
+from overlaykit.runtime.user import User
+
+
+def enter_namespaces(network: str) -> None:
+    """New mount, UTS and IPC namespaces, and a network namespace unless --network host."""
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
+    unshare(flags if network == "host" else flags | CLONE_NEWNET)
+
+
+def enter_workdir(workdir: str) -> None:
+    """Docker makes a missing working directory (owned by root) before the command starts."""
+    os.makedirs(workdir, 0o755, exist_ok=True)
+    os.chdir(workdir)
+
+
+def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
+                   command: str) -> NoReturn:
+    enter_namespaces(spec.network)
+    make_mounts_private()
+    root = bind_rootfs(spec.rootfs)
+    # Issue 4 goes here: the container's volumes, bind mounts and tmpfs mounts (spec.mounts),
+    # into the root before /proc and /dev, each target resolved inside it (target_in_root).
+    mount_proc(root)
+    make_dev(root)
+    mount_sys(root)
+    bind_etc_files(root, spec.etc_files)
+    os.close(root)
+    sethostname(spec.hostname)
+    if spec.network == "none":
+        bring_up_loopback()
+    pivot_into(spec.rootfs)
+    enter_workdir(spec.workdir)
+    if spec.read_only:
+        make_root_readonly()
+    if spec.tty:
+        attach_terminal(channel, user, console=True)
+    else:
+        attach_stdio(spec.stdin_open)
+    apply_user(user)
+    exec_command(spec.argv, process_env(spec.env, spec.hostname, spec.tty, user.home), command)

@@ -1,0 +1,74 @@
+"""Making a container: the image resolved (or loaded from an archive), its two layers, its record.
+
+Everything is made under the store lock and undone if any step fails, so a failed
+`create` or `run` leaves neither layers nor a record behind.
+"""
+
+import os
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.runtime.network import write_etc_files
+from overlaykit.runtime.rootfs import container_layers
+from overlaykit.runtime.spec import ETC_FILES, RunOptions, argv_of, container_config
+from overlaykit.store import containers
+from overlaykit.store.containers import Container
+from overlaykit.store.layout import Layout
+from overlaykit.store.lock import store_lock
+
+
+def image_for(layout: Layout, arg: str):
+    """The image arg names: an archive file or directory is loaded first (the loader caches).
+
+    Returns (StoredImage, the reference to record: what was typed, or the archive's first tag).
+    """
+    if os.path.exists(arg):
+        from overlaykit.store.load import load_archive
+        images = load_archive(layout, arg)
+        if not images:
+            raise OverlaykitError(f"run: {arg}: the archive holds no image")
+        image = images[0]
+        return image, image.tags[0] if image.tags else image.id
+    from overlaykit.store.images import resolve
+    return resolve(layout, arg), arg
+
+
+def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
+                     command: str) -> Container:
+    """A new container of image (a store.images.StoredImage), created but not started."""
+    container_id = containers.new_id()
+    config = container_config(image.config, image_ref, options, container_id, command)
+    argv = argv_of(config)
+    with store_lock(layout):
+        name = options.name if options.name is not None else containers.new_name(layout)
+        containers.check_name(layout, name, command)
+        with container_layers(layout, image.top_cache_id) as layers:
+            files = {f: layout.container_file(container_id, f) for f, _ in ETC_FILES}
+            record = {
+                "Id": container_id,
+                "Name": "/" + name,
+                "Created": containers.timestamp(),
+                "Path": argv[0],
+                "Args": argv[1:],
+                "Image": image.id,
+                "ImageRef": image_ref,
+                "Config": config,
+                "HostConfig": {"NetworkMode": options.network,
+                               "ReadonlyRootfs": options.read_only,
+                               "AutoRemove": options.auto_remove},
+                "Driver": "overlay2",
+                "InitLayer": layers.init,
+                "RWLayer": layers.writable,
+                "Mounts": [],
+                "HostsPath": files["hosts"],
+                "HostnamePath": files["hostname"],
+                "ResolvConfPath": files["resolv.conf"],
+                "LogPath": layout.container_log(container_id),
+            }
+            container = Container(container_id, record, containers.created_state())
+            try:
+                write_etc_files(files, config["Hostname"], options.network)
+                containers.save(layout, container)
+            except BaseException:
+                containers.remove_record(layout, container_id)
+                raise
+    return container

@@ -1,0 +1,78 @@
+"""exec: another process in a running container's namespaces and root, as `docker exec` runs one.
+
+overlaykit joins the container's PID namespace for its next child only (setns on
+/proc/<pid>/ns/pid), forks, and the child joins the IPC, UTS, network and mount
+namespaces, chroots into /proc/<pid>/root, sets up its terminal and user, and execs.
+The namespace files and the root are opened together, and the pid's start time checked
+after, so a pid reused meanwhile cannot be joined by mistake.
+"""
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import NoReturn
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.linux.namespaces import NAMESPACE_FLAGS, open_namespaces, setns
+from overlaykit.linux.proc import start_ticks
+from overlaykit.runtime.process import apply_user, exec_command, spawn
+from overlaykit.runtime.spec import merge_env, process_env
+from overlaykit.runtime.start import supervise
+from overlaykit.runtime.tty import attach_stdio, attach_terminal
+from overlaykit.runtime.user import User, resolve_user
+from overlaykit.store.containers import Container
+
+JOINED_IN_CHILD = ("ipc", "uts", "net", "mnt")  # mnt last: the others are found through /proc
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    argv: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    tty: bool = False
+    stdin_open: bool = False
+
+
+def exec_in(container: Container, options: ExecOptions, command: str = "exec") -> int:
+    """Run options.argv in the running container; returns its exit code."""
+    state, config = container.state, container.config["Config"]
+    pid = state.get("Pid") or 0
+    if not (state.get("Running") and pid > 0 and start_ticks(pid) == state.get("PidStartTime")):
+        raise OverlaykitError(f"{command}: container {container.name} is not running")
+    root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    namespaces = open_namespaces(pid, ("pid", *JOINED_IN_CHILD))
+    try:
+        if start_ticks(pid) != state["PidStartTime"]:
+            raise OverlaykitError(f"{command}: container {container.name} is not running")
+        user = resolve_user(root_fd, options.user if options.user is not None else config["User"],
+                            command)
+        env = process_env(merge_env(config["Env"], list(options.env)), config["Hostname"],
+                          options.tty, user.home)
+        workdir = options.workdir or config["WorkingDir"]
+        setns(namespaces["pid"], NAMESPACE_FLAGS["pid"], "pid")
+        child = spawn(lambda channel: _exec_main(namespaces, root_fd, workdir, options, user,
+                                                 env, channel, command), command)
+    finally:
+        for fd in (*namespaces.values(), root_fd):
+            os.close(fd)
+    return supervise(child, options.stdin_open)
+
+
+def _exec_main(namespaces: dict[str, int], root_fd: int, workdir: str, options: ExecOptions,
+               user: User, env: list[str], channel: socket.socket, command: str) -> NoReturn:
+    for name in JOINED_IN_CHILD:
+        setns(namespaces[name], NAMESPACE_FLAGS[name], name)
+    os.fchdir(root_fd)
+    os.chroot(".")
+    try:
+        os.chdir(workdir)
+    except OSError as e:
+        raise OverlaykitError(f"{command}: chdir to {workdir}: {e.strerror}") from None
+    if options.tty:
+        attach_terminal(channel, user, console=False)
+    else:
+        attach_stdio(options.stdin_open)
+    apply_user(user)
+    exec_command(options.argv, env, command)

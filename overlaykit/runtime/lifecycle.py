@@ -1,0 +1,208 @@
+"""A created container's life after start: its true state, stop, kill, rm, inspect and the ps rows.
+
+state.json says what the supervisor last wrote; a supervisor killed with -9 leaves
+"running" behind. live_state checks the recorded pid against /proc (alive, not a zombie,
+the same start time, so not a reused pid) and reports the truth.
+"""
+
+import os
+import signal
+import time
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.linux.proc import start_ticks
+from overlaykit.runtime.rootfs import ContainerLayers, remove_layers, unmount_tree
+from overlaykit.store import containers, overlay2
+from overlaykit.store.containers import Container
+from overlaykit.store.layout import Layout
+from overlaykit.store.lock import store_lock
+
+LOST_EXIT_CODE = 255  # the process is gone and nobody saw how it ended
+
+
+def is_alive(state: dict) -> bool:
+    pid = state.get("Pid") or 0
+    return bool(state.get("Running")) and pid > 0 and start_ticks(pid) == state.get("PidStartTime")
+
+
+def live_state(container: Container) -> dict:
+    """The container's state as it is now, not as last recorded."""
+    state = container.state
+    if state.get("Running") and not is_alive(state):
+        return {**state, "Status": "exited", "Running": False, "Pid": 0,
+                "ExitCode": LOST_EXIT_CODE,
+                "Error": "the container's process ended while nobody watched it"}
+    return state
+
+
+def _wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _settle(layout: Layout, container_id: str, timeout: float = 5) -> None:
+    """Wait for the supervisor to record the exit; if it is gone too, record what is true."""
+    def recorded() -> bool:
+        return not containers.exists(layout, container_id) or \
+            not containers.load(layout, container_id).state.get("Running")
+    if _wait_until(recorded, timeout):
+        return
+    with store_lock(layout):
+        if containers.exists(layout, container_id):
+            container = containers.load(layout, container_id)
+            unmount_tree(layout.layer_merged(container.config["RWLayer"]))
+            containers.save_state(layout, container_id, {
+                **live_state(container), "FinishedAt": containers.timestamp()})
+
+
+def parse_signal(name: str, command: str) -> signal.Signals:
+    """KILL, SIGKILL or 9."""
+    try:
+        if name.isdigit():
+            return signal.Signals(int(name))
+        return signal.Signals[name.upper() if name.upper().startswith("SIG") else "SIG" + name.upper()]
+    except (KeyError, ValueError):
+        raise OverlaykitError(f"{command}: invalid signal: {name}") from None
+
+
+def kill(layout: Layout, container: Container, sig: signal.Signals, command: str = "kill") -> None:
+    """Send sig to the container's PID 1 (which, as in Docker, ignores what it has no handler for)."""
+    if not is_alive(container.state):
+        raise OverlaykitError(f"{command}: container {container.name} is not running")
+    os.kill(container.state["Pid"], sig)
+
+
+def stop(layout: Layout, container: Container, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after timeout seconds; returns once the exit is recorded."""
+    state = container.state
+    if is_alive(state):
+        pid = state["Pid"]
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_until(lambda: start_ticks(pid) != state["PidStartTime"], timeout):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_until(lambda: start_ticks(pid) != state["PidStartTime"], 10)
+    _settle(layout, container.id)
+
+
+def remove(layout: Layout, container: Container, force: bool) -> None:
+    """rm: a running container only with force (killed first); layers and record go."""
+    if is_alive(container.state):
+        if not force:
+            raise OverlaykitError(f"rm: cannot remove container {container.name}: it is running "
+                                  f"(stop it first, or use -f)")
+        pid, ticks = container.state["Pid"], container.state["PidStartTime"]
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _wait_until(lambda: start_ticks(pid) != ticks, 10)
+        _settle(layout, container.id, timeout=2)
+    remove_stopped(layout, container.id)
+
+
+def remove_stopped(layout: Layout, container_id: str) -> None:
+    """Unmount what a crash may have left, remove the two layers and the record."""
+    with store_lock(layout):
+        if not containers.exists(layout, container_id):
+            return
+        config = containers.load(layout, container_id).config
+        remove_layers(layout, ContainerLayers(config["InitLayer"], config["RWLayer"]))
+        containers.remove_record(layout, container_id)
+
+
+def inspect(layout: Layout, container: Container) -> dict:
+    """`docker inspect`'s shape for a container."""
+    config, state = container.config, live_state(container)
+    rw = config["RWLayer"]
+    return {
+        "Id": container.id,
+        "Created": config["Created"],
+        "Path": config["Path"],
+        "Args": config["Args"],
+        "State": {"Status": state["Status"], "Running": state["Running"], "Paused": False,
+                  "Restarting": False, "OOMKilled": False, "Dead": False, "Pid": state["Pid"],
+                  "ExitCode": state["ExitCode"], "Error": state.get("Error", ""),
+                  "StartedAt": state["StartedAt"], "FinishedAt": state["FinishedAt"]},
+        "Image": config["Image"],
+        "ResolvConfPath": config["ResolvConfPath"],
+        "HostnamePath": config["HostnamePath"],
+        "HostsPath": config["HostsPath"],
+        "LogPath": config["LogPath"],
+        "Name": config["Name"],
+        "Driver": "overlay2",
+        "HostConfig": config["HostConfig"],
+        "GraphDriver": {"Name": "overlay2", "Data": {
+            "LowerDir": ":".join(overlay2.lower_dirs(layout, rw)),
+            "MergedDir": layout.layer_merged(rw),
+            "UpperDir": layout.layer_diff(rw),
+            "WorkDir": layout.layer_work(rw)}},
+        "Mounts": config["Mounts"],
+        "Config": config["Config"],
+    }
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def _ago(timestamp: str, now: float) -> str:
+    when = containers.parse_timestamp(timestamp)
+    return "" if when is None else human_duration(now - when) + " ago"
+
+
+def status_line(state: dict, now: float) -> str:
+    """ps's STATUS: Created, "Up 3 seconds", "Exited (0) 5 seconds ago"."""
+    if state["Running"]:
+        started = containers.parse_timestamp(state["StartedAt"]) or now
+        return "Up " + human_duration(now - started)
+    if state["Status"] == "created":
+        return "Created"
+    return f"Exited ({state['ExitCode']}) {_ago(state['FinishedAt'], now)}".rstrip()
+
+
+def ps_rows(layout: Layout, show_all: bool) -> list[dict]:
+    """One dict per container (running ones only unless show_all), newest first."""
+    now = time.time()
+    rows = []
+    for c in containers.list_containers(layout):
+        state = live_state(c)
+        if not (show_all or state["Running"]):
+            continue
+        command = " ".join([c.config["Path"], *c.config["Args"]])
+        rows.append({"ID": c.id, "Image": c.config["ImageRef"], "ImageID": c.config["Image"],
+                     "Command": command, "Created": c.config["Created"],
+                     "CreatedAgo": _ago(c.config["Created"], now), "State": state["Status"],
+                     "Status": status_line(state, now), "ExitCode": state["ExitCode"],
+                     "Pid": state["Pid"], "Names": c.name})
+    return rows

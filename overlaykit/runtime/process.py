@@ -1,0 +1,154 @@
+"""A child that sets itself up and ends in exec: the fork, its report channel, exec, the exit status.
+
+The child reports over a SOCK_SEQPACKET socketpair whose end closes on exec: a message
+"E<code> <line>" says it could not start (127: not found, 126: cannot run, 1: the
+machine refused a step), "T" carries the pty master it opened inside the container, and
+end-of-file means exec succeeded. The parent waits for that answer before it calls the
+container running, so `run` can print the one error line and exit with Docker's code.
+"""
+
+import os
+import signal
+import socket
+import stat
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, NoReturn
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.runtime.user import User
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+
+
+class StartError(OverlaykitError):
+    """The command could not be started; exit_code is what overlaykit exits with."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Child:
+    pid: int
+    master: int | None  # the pty master, with -t
+
+
+def describe(e: BaseException) -> str:
+    """One line for an error, as the CLI prints it: OSError as "<what>: <strerror>"."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e) if isinstance(e, OverlaykitError) else f"{type(e).__name__}: {e}"
+
+
+def spawn(body: Callable[[socket.socket], NoReturn], command: str) -> Child:
+    """Fork; the child runs body(channel), which must exec. Raises StartError if it did not."""
+    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            parent_end.close()
+            body(child_end)
+        except StartError as e:
+            code, message = e.exit_code, str(e)
+        except OverlaykitError as e:
+            message = str(e)  # it names the command already
+        except BaseException as e:
+            message = f"{command}: {describe(e)}"
+        try:
+            child_end.send(f"E{code} {message}".encode())
+        finally:
+            os._exit(code)
+    child_end.close()
+    master = None
+    try:
+        while True:
+            data, fds, _, _ = socket.recv_fds(parent_end, 65536, 1)
+            if not data:
+                return Child(pid, master)
+            if data[:1] == b"T":
+                master = fds[0]
+            elif data[:1] == b"E":
+                code, _, message = data[1:].decode(errors="replace").partition(" ")
+                os.waitpid(pid, 0)
+                if master is not None:
+                    os.close(master)
+                raise StartError(message, int(code))
+    finally:
+        parent_end.close()
+
+
+def send_master(channel: socket.socket, master: int) -> None:
+    socket.send_fds(channel, [b"T"], [master])
+
+
+def exit_code(status: int) -> int:
+    """Docker's exit code for a wait status: the code, or 128 + the signal that killed it."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+@contextmanager
+def forwarding_signals(pid: int) -> Iterator[None]:
+    """SIGTERM, SIGINT, ... sent to overlaykit go to the container's PID 1 instead."""
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def wait_for(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return exit_code(status)
+
+
+# --- in the child ---
+
+def apply_user(user: User) -> None:
+    """Drop to the user: supplementary groups, then the gid, then the uid."""
+    os.setgroups(list(user.groups))
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+
+
+def _find_executable(name: str, path: str, command: str) -> str:
+    """Where name runs from: as given when it has a slash, else the first match in PATH."""
+    if "/" in name:
+        try:
+            os.stat(name)
+        except OSError as e:
+            raise StartError(f'{command}: exec: "{name}": stat {name}: {e.strerror.lower()}', 127)
+        return name
+    for directory in path.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return candidate
+    raise StartError(f'{command}: exec: "{name}": executable file not found in $PATH', 127)
+
+
+def exec_command(argv: tuple[str, ...] | list[str], env: list[str], command: str) -> NoReturn:
+    """execve the command with env, looked up in env's PATH; 126/127 as Docker when it cannot."""
+    environ = dict(e.partition("=")[::2] for e in env)
+    path = _find_executable(argv[0], environ.get("PATH", ""), command)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; the command must not
+        signal.signal(sig, signal.SIG_DFL)
+    os.umask(0o022)  # runc's default, whatever overlaykit was started with
+    try:
+        os.execve(path, list(argv), environ)
+    except OSError as e:
+        code = 127 if e.errno == 2 else 126
+        raise StartError(f'{command}: exec: "{argv[0]}": {e.strerror.lower()}', code) from None

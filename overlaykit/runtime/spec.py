@@ -1,0 +1,175 @@
+"""What a container runs: the record's Config from image config + options, and the spec a start reads.
+
+Docker's rules: -e overrides the image's Env key by key; `--entrypoint` replaces the
+image's Entrypoint and drops its Cmd; a command given on the line replaces Cmd; the
+hostname defaults to the first 12 characters of the id.
+"""
+
+import os
+from dataclasses import dataclass
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.store.containers import Container
+from overlaykit.store.layout import Layout
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NETWORK_MODES = ("none", "host")
+
+# Files the container gets bind-mounted from its record directory, as Docker does.
+ETC_FILES = (("hosts", "/etc/hosts"), ("hostname", "/etc/hostname"),
+             ("resolv.conf", "/etc/resolv.conf"))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of `run` and `create` that shape a container."""
+
+    command: tuple[str, ...] = ()
+    name: str | None = None
+    entrypoint: str | None = None
+    env: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    tty: bool = False
+    stdin_open: bool = False
+    network: str = "none"
+    read_only: bool = False
+    auto_remove: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything the start needs, read from the record; paths on the host are absolute."""
+
+    id: str
+    argv: tuple[str, ...]
+    env: tuple[str, ...]
+    workdir: str
+    user: str
+    hostname: str
+    tty: bool
+    stdin_open: bool
+    network: str
+    read_only: bool
+    rootfs: str                            # the overlay's merged/ on the host
+    etc_files: tuple[tuple[str, str], ...]  # (file in the record dir, path in the container)
+    mounts: tuple[dict, ...]                # HostConfig mounts in Docker's inspect shape
+
+
+def merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    """Docker's ReplaceOrAppendEnvValues: a KEY=VAL replaces KEY in place, or is appended."""
+    merged = list(base)
+    index = {e.partition("=")[0]: i for i, e in enumerate(merged)}
+    for entry in overrides:
+        key = entry.partition("=")[0]
+        if key in index:
+            merged[index[key]] = entry
+        else:
+            index[key] = len(merged)
+            merged.append(entry)
+    return merged
+
+
+def _option_env(entry: str, where: str) -> str | None:
+    """KEY=VAL as is; a bare KEY takes the caller's value, or is dropped when unset (Docker)."""
+    key, sep, _ = entry.partition("=")
+    if not key or any(c.isspace() for c in key):
+        raise OverlaykitError(f"{where}: invalid environment variable {entry!r}")
+    if sep:
+        return entry
+    return f"{key}={os.environ[key]}" if key in os.environ else None
+
+
+def read_env_file(path: str, command: str) -> list[str]:
+    """--env-file: KEY=VAL lines; blank lines and # comments skipped; bare KEY from the caller."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise OverlaykitError(f"{command}: --env-file {path}: {e.strerror}") from None
+    found = []
+    for number, line in enumerate(lines, 1):
+        line = line.lstrip()
+        if line and not line.startswith("#"):
+            entry = _option_env(line, f"{command}: --env-file {path}: line {number}")
+            if entry is not None:
+                found.append(entry)
+    return found
+
+
+def container_config(image_config: dict, image_ref: str, options: RunOptions,
+                     container_id: str, command: str) -> dict:
+    """The record's Config: the image config's settings with the options on top."""
+    image = image_config.get("config") or {}
+    env = list(image.get("Env") or [])
+    extra = []
+    for path in options.env_files:
+        extra += read_env_file(path, command)
+    extra += [e for e in (_option_env(x, f"{command}: -e") for x in options.env) if e is not None]
+    entrypoint = image.get("Entrypoint") or None
+    cmd = image.get("Cmd") or None
+    if options.entrypoint is not None:
+        entrypoint = [options.entrypoint] if options.entrypoint else None
+        cmd = None
+    if options.command:
+        cmd = list(options.command)
+    if not (entrypoint or cmd):
+        raise OverlaykitError(f"{command}: no command specified")
+    workdir = options.workdir if options.workdir is not None else image.get("WorkingDir") or "/"
+    if not workdir.startswith("/"):
+        raise OverlaykitError(f"{command}: -w {workdir}: the working directory must be an absolute path")
+    if options.network not in NETWORK_MODES:
+        raise OverlaykitError(f"{command}: --network {options.network}: "
+                              f"only {' and '.join(NETWORK_MODES)} are supported")
+    hostname = options.hostname or (os.uname().nodename if options.network == "host"
+                                    else container_id[:12])
+    return {
+        "Env": merge_env(env, extra),
+        "Cmd": cmd,
+        "Entrypoint": entrypoint,
+        "WorkingDir": workdir,
+        "User": options.user if options.user is not None else image.get("User") or "",
+        "Hostname": hostname,
+        "Tty": options.tty,
+        "OpenStdin": options.stdin_open,
+        "Volumes": image.get("Volumes") or None,
+        "Image": image_ref,
+    }
+
+
+def argv_of(config: dict) -> list[str]:
+    """The process's argv: Entrypoint followed by Cmd."""
+    return list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+
+
+def process_env(env: tuple[str, ...] | list[str], hostname: str, tty: bool, home: str) -> list[str]:
+    """The environment the process starts with: Docker adds PATH, HOSTNAME, TERM and HOME when missing."""
+    added = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"] + (["TERM=xterm"] if tty else [])
+    keys = {e.partition("=")[0] for e in env}
+    result = [e for e in added if e.partition("=")[0] not in keys] + list(env)
+    if "HOME" not in keys:
+        result.append(f"HOME={home}")
+    return result
+
+
+def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
+    """The spec of a stored container."""
+    config, host = container.config["Config"], container.config["HostConfig"]
+    return ContainerSpec(
+        id=container.id,
+        argv=tuple(argv_of(config)),
+        env=tuple(config["Env"]),
+        workdir=config["WorkingDir"],
+        user=config["User"],
+        hostname=config["Hostname"],
+        tty=config["Tty"],
+        stdin_open=config["OpenStdin"],
+        network=host["NetworkMode"],
+        read_only=host["ReadonlyRootfs"],
+        rootfs=layout.layer_merged(container.config["RWLayer"]),
+        etc_files=tuple((layout.container_file(container.id, name), target)
+                        for name, target in ETC_FILES),
+        mounts=tuple(container.config.get("Mounts") or ()),
+    )

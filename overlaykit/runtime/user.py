@@ -1,0 +1,69 @@
+"""-u USER[:GROUP]: names and numbers resolved through the image's /etc/passwd and /etc/group.
+
+The files are opened inside the container's root (openat2 RESOLVE_IN_ROOT), so an image
+whose /etc/passwd is a symlink to /etc/shadow, or to "../../../etc/passwd", reads its own
+files and never the host's. The rules are runc's: a numeric user needs no passwd entry;
+a name must have one; supplementary groups come from /etc/group when no group is given.
+"""
+
+import errno
+import os
+from dataclasses import dataclass
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.linux.openat2 import open_in_root
+
+
+@dataclass(frozen=True)
+class User:
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+
+
+def _read_entries(root_fd: int, path: str) -> list[list[str]]:
+    """The colon-separated lines of a file in the root; none when it does not exist."""
+    try:
+        fd = open_in_root(root_fd, path, os.O_RDONLY)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return []
+        raise
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+        return [line.rstrip("\n").split(":") for line in f
+                if line.strip() and not line.startswith("#")]
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def resolve_user(root_fd: int, spec: str, command: str) -> User:
+    """The uid, gid, supplementary groups and HOME that spec names in the root at root_fd."""
+    user_part, _, group_part = (spec or "0").partition(":")
+    passwd = [e for e in _read_entries(root_fd, "/etc/passwd") if len(e) >= 7]
+    uid_number = _number(user_part)
+    entry = next((e for e in passwd if (e[0] == user_part if uid_number is None
+                                        else _number(e[2]) == uid_number)), None)
+    if entry is None and uid_number is None:
+        raise OverlaykitError(f"{command}: unable to find user {user_part}: "
+                              f"no matching entries in passwd file")
+    uid = uid_number if uid_number is not None else int(entry[2])
+    gid = _number(entry[3]) if entry is not None and _number(entry[3]) is not None else 0
+    home = entry[5] if entry is not None and entry[5] else "/"
+    groups_file = [e for e in _read_entries(root_fd, "/etc/group") if len(e) >= 4]
+    groups: tuple[int, ...] = ()
+    if group_part:
+        gid_number = _number(group_part)
+        if gid_number is None:
+            match = next((g for g in groups_file if g[0] == group_part), None)
+            if match is None or _number(match[2]) is None:
+                raise OverlaykitError(f"{command}: unable to find group {group_part}: "
+                                      f"no matching entries in group file")
+            gid_number = int(match[2])
+        gid = gid_number
+    elif entry is not None:
+        groups = tuple(int(g[2]) for g in groups_file
+                       if _number(g[2]) is not None and entry[0] in g[3].split(","))
+    return User(uid, gid, groups, home)

@@ -1,0 +1,156 @@
+"""Container records: containers/<id>/config.json (what to run) and state.json (how it went).
+
+The shapes follow Docker's config.v2.json and `docker inspect`: config.json holds Id, Name
+("/name"), Image (the image id), ImageRef (what the user typed), Created, Path, Args,
+Config {Env, Cmd, Entrypoint, WorkingDir, User, Hostname, Tty, OpenStdin, Volumes},
+HostConfig {NetworkMode, ReadonlyRootfs, AutoRemove}, InitLayer and RWLayer (overlay2
+cache ids) and Mounts; state.json holds Status (created, running, exited), Running, Pid
+(the host pid of the container's PID 1), PidStartTime (its start time in clock ticks, to
+tell it from a reused pid), ExitCode, Error, StartedAt and FinishedAt.
+"""
+
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.store.files import read_json, write_json
+from overlaykit.store.layout import Layout
+
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Docker's "never"
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's rule for container names
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    config: dict
+    state: dict
+
+    @property
+    def name(self) -> str:
+        return self.config["Name"].lstrip("/")
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def timestamp(ns: int | None = None) -> str:
+    """Now (or ns since the epoch) as Docker writes times: RFC 3339, UTC, nanoseconds."""
+    ns = time.time_ns() if ns is None else ns
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def parse_timestamp(value: str) -> float | None:
+    """Seconds since the epoch for a timestamp() string; None for ZERO_TIME."""
+    if not value or value == ZERO_TIME:
+        return None
+    import calendar
+    whole, _, frac = value.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+
+
+def created_state() -> dict:
+    return {"Status": "created", "Running": False, "Pid": 0, "PidStartTime": 0, "ExitCode": 0,
+            "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+
+
+def check_name(layout: Layout, name: str, command: str) -> None:
+    """Refuse a malformed name or one another container already has."""
+    if not _NAME.match(name):
+        raise OverlaykitError(f'{command}: invalid container name "{name}": only '
+                              f"[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    for other in list_containers(layout):
+        if other.name == name:
+            raise OverlaykitError(f'{command}: the container name "{name}" is already in use '
+                                  f"by container {other.short_id}: remove it or pick another name")
+
+
+_ADJECTIVES = ("brave", "calm", "eager", "fervent", "gifted", "happy", "jolly", "keen",
+               "lucid", "nifty", "quirky", "serene", "sharp", "tender", "vivid", "zealous")
+_SURNAMES = ("babbage", "curie", "dijkstra", "euler", "gauss", "hopper", "kepler", "knuth",
+             "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wing")
+
+
+def new_name(layout: Layout) -> str:
+    """An unused adjective_surname, as Docker names containers nobody named."""
+    taken = {c.name for c in list_containers(layout)}
+    while True:
+        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_SURNAMES)}"
+        if len(taken) >= len(_ADJECTIVES) * len(_SURNAMES):
+            name += str(secrets.randbelow(10**6))
+        if name not in taken:
+            return name
+
+
+def save(layout: Layout, container: Container) -> None:
+    """Write config.json, then state.json, each atomically."""
+    write_json(layout.container_config(container.id), container.config)
+    save_state(layout, container.id, container.state)
+
+
+def save_state(layout: Layout, container_id: str, state: dict) -> None:
+    write_json(layout.container_state(container_id), state)
+
+
+def load(layout: Layout, container_id: str) -> Container:
+    config = read_json(layout.container_config(container_id))
+    if config is None:
+        raise OverlaykitError(f"No such container: {container_id}")
+    state = read_json(layout.container_state(container_id)) or created_state()
+    return Container(container_id, config, state)
+
+
+def exists(layout: Layout, container_id: str) -> bool:
+    return os.path.exists(layout.container_config(container_id))
+
+
+def list_containers(layout: Layout) -> list[Container]:
+    """Every container with a record, newest first (as `docker ps` orders them)."""
+    try:
+        ids = os.listdir(layout.containers)
+    except FileNotFoundError:
+        return []
+    found = []
+    for cid in ids:
+        config = read_json(layout.container_config(cid))
+        if config is not None:
+            found.append(Container(cid, config, read_json(layout.container_state(cid)) or created_state()))
+    return sorted(found, key=lambda c: c.config.get("Created", ""), reverse=True)
+
+
+def find(layout: Layout, ref: str) -> Container:
+    """A container by full id, name ("/name" too) or unique id prefix, as Docker looks them up."""
+    container = lookup(layout, ref)
+    if container is None:
+        raise OverlaykitError(f"No such container: {ref}")
+    return container
+
+
+def lookup(layout: Layout, ref: str) -> Container | None:
+    """find, with None when nothing matches (an ambiguous prefix is still an error)."""
+    containers = list_containers(layout)
+    for c in containers:
+        if c.id == ref:
+            return c
+    for c in containers:
+        if c.name == ref.lstrip("/"):
+            return c
+    matches = [c for c in containers if ref and c.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise OverlaykitError(f"{ref}: ambiguous container ID prefix ({len(matches)} containers match)")
+    return None
+
+
+def remove_record(layout: Layout, container_id: str) -> None:
+    shutil.rmtree(layout.container_dir(container_id), ignore_errors=True)
