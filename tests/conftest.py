@@ -71,3 +71,10 @@ def cli(layout):
 @pytest.fixture
 def fixture_path():
     return lambda name: str(FIXTURES / name)
+
+
+@pytest.fixture
+def demo(cli, fixture_path):
+    """demo:1 loaded into the test's store (busybox, Env, WorkingDir /opt/app, users root and app)."""
+    cli("load", fixture_path("demo-docker.tar"), check=True)
+    return "demo:1"
