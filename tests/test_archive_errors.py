@@ -16,11 +16,17 @@ def loaded(layout, cli, fixture_path):
     """A store holding demo:1, and a check that a load is refused and changes nothing."""
     cli("load", fixture_path("demo-oci.tar"), check=True)
 
-    def refused(source: str | None, message: str, input: bytes | None = None) -> None:
+    def refused(source: str | None, message: str, input: bytes | None = None,
+                prefix: bool = False) -> None:
+        """Refused with exactly this line (or, with prefix, one line starting so)."""
         before = store_snapshot(layout.root)
         proc = cli("load", *([source] if source else []), input=input)
         stderr = proc.stderr.decode() if isinstance(proc.stderr, bytes) else proc.stderr
-        assert (proc.returncode, stderr) == (1, f"overlaykit: load: {message}\n")
+        if prefix:
+            assert proc.returncode == 1 and stderr.count("\n") == 1, stderr
+            assert stderr.startswith(f"overlaykit: load: {message}"), stderr
+        else:
+            assert (proc.returncode, stderr) == (1, f"overlaykit: load: {message}\n")
         assert store_snapshot(layout.root) == before
         assert images.resolve(layout, "demo:1").tags == ("demo:1",)
     return refused
@@ -236,3 +242,16 @@ def test_layer_count_differs_from_diff_ids(loaded, tmp_path):
 
 def test_missing_archive_file(loaded, tmp_path):
     loaded(str(tmp_path / "nowhere.tar"), f"{tmp_path / 'nowhere.tar'}: No such file or directory")
+
+
+def test_hostile_layer_is_refused_and_nothing_escapes(loaded, tmp_path):
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "keep").write_text("untouched\n")
+    escape = layer_tar({"../../../../../../../.." + str(canary / "keep"): b"owned\n"})
+    path = _oci(tmp_path, "escape.tar", [escape])
+    before = {p: os.stat(p).st_mtime_ns for p in (canary, canary / "keep")}
+    loaded(path, f"{path}: layer 1: ", prefix=True)
+    loaded(None, "stdin: layer 1: ", prefix=True, input=open(path, "rb").read())
+    assert (canary / "keep").read_text() == "untouched\n"
+    assert {p: os.stat(p).st_mtime_ns for p in (canary, canary / "keep")} == before

@@ -248,3 +248,30 @@ def test_load_archive_api_returns_the_images_with_this_archives_tags(layout, fix
     (image,) = load_archive(layout, fixture_path("demo-docker25.tar"))
     assert image.tags == ("demo:oci25",)
     assert images.resolve(layout, "demo:oci25").tags == ("demo:1", "demo:oci25")
+
+
+def test_killed_load_leaves_nothing_visible_and_prune_clears_it(layout, cli, fixture_path):
+    data = open(fixture_path("demo-docker.tar"), "rb").read()
+    proc = subprocess.Popen([sys.executable, "-m", "overlaykit", "--root", layout.root, "load"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.stdin.write(data[:1_500_000])  # half way through the first layer.tar
+        proc.stdin.flush()
+        scratch = None
+        while scratch is None and proc.poll() is None:  # wait until it is unpacking
+            found = [os.path.join(layout.staging, n) for n in os.listdir(layout.staging)] \
+                if os.path.isdir(layout.staging) else []
+            if found and any(os.scandir(found[0])):
+                scratch = found[0]
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+    assert scratch is not None
+    assert layers.stored_chain_ids(layout) == [] and images.list_images(layout) == []
+    assert not os.path.exists(layout.repositories)
+    assert not os.path.exists(layout.overlay2)  # a piped load makes layers only at the end
+    assert cli("prune", check=True).stdout == f"Deleted staging: {os.path.basename(scratch)}\n"
+    assert os.listdir(layout.staging) == []
+    cli("load", fixture_path("demo-docker.tar"), check=True)
+    assert len(layers.stored_chain_ids(layout)) == 3

@@ -187,6 +187,7 @@ class _StreamedArchive:
     unpacked: dict[str, _Unpacked]
     failed: dict[str, OverlaykitError]
     scratch: str
+    what: str
     used: dict[str, str] = field(default_factory=dict)  # member -> cache id it became
 
     @classmethod
@@ -209,7 +210,7 @@ class _StreamedArchive:
                 if _looks_like_layer(body.peek(512)):
                     diff = os.path.join(scratch, str(len(unpacked) + len(failed)))
                     try:
-                        unpacked[name] = _unpack_member(body, diff, f"{what}: {name}", counter)
+                        unpacked[name] = _unpack_member(body, diff, _member_what(what, name), counter)
                     except OverlaykitError as e:
                         failed[name] = e
                         shutil.rmtree(diff, ignore_errors=True)
@@ -218,12 +219,15 @@ class _StreamedArchive:
         except tarfile.ReadError as e:
             raise OverlaykitError(f"{what}: {formats.tar_problem(e)}") from None
         source = _MemorySource(metadata, set(unpacked) | set(failed), what)
-        return cls(source, unpacked, failed, scratch)
+        return cls(source, unpacked, failed, scratch, what)
 
     def store_layer(self, layout: Layout, parent: str | None, blob: formats.LayerBlob,
                     diff_id: str, what: str, counter: _Counter) -> None:
-        if blob.path in self.failed:
-            raise OverlaykitError(f"{what}: {self.failed[blob.path]}")
+        if blob.path in self.failed:  # say it as the seekable path would: "<archive>: layer N: ..."
+            message, unpacked_as = str(self.failed[blob.path]), _member_what(self.what, blob.path)
+            if message.startswith(unpacked_as):
+                message = what + message[len(unpacked_as):]
+            raise OverlaykitError(message)
         found = self.unpacked.get(blob.path)
         if found is None:
             if blob.path in self.source.metadata:
@@ -244,6 +248,10 @@ class _StreamedArchive:
                             layout.layer_diff(self.used[blob.path]), diff], check=True)
         chain = layers.adopt_layer(layout, parent, diff, diff_id, found.size)
         self.used.setdefault(blob.path, layers.cache_id(layout, chain))
+
+
+def _member_what(what: str, name: str) -> str:
+    return f"{what}: {name}"
 
 
 def _looks_like_layer(head: bytes) -> bool:
