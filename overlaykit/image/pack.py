@@ -17,7 +17,7 @@ written as it is read, one file at a time, so a layer is never held in memory.
 
 import os
 import stat
-from typing import BinaryIO, Collection
+from typing import BinaryIO, Callable, Collection
 
 from overlaykit.image.changes import is_opaque, is_whiteout, walk
 from overlaykit.image.whiteout import OPAQUE_MARKER, OVERLAY_XATTR_PREFIX, PREFIX
@@ -115,3 +115,59 @@ def _xattrs(full_path: str) -> dict[str, str]:
             continue
         records[_XATTR_KEY + key] = value.decode("utf-8", "surrogateescape")
     return records
+
+
+class _PipeReader:
+    """The read end of a pipe a thread writes into; its end raises what the writer raised."""
+
+    def __init__(self, fd: int, thread, errors: list):
+        self._file = open(fd, "rb", buffering=0)
+        self._thread, self._errors = thread, errors
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(_BUFSIZE if size is None or size < 0 else size)
+        if not data:
+            self._thread.join()
+            if self._errors:
+                raise self._errors[0]
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Stop reading: the writer ends on a broken pipe, and is waited for."""
+        self._file.close()
+        self._thread.join()
+
+    def __enter__(self) -> "_PipeReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def reading(produce: Callable[[BinaryIO], None]) -> BinaryIO:
+    """What produce(out) writes, as a stream to read while it is written (a pipe and a thread).
+
+    Nothing is spooled: the writer waits while the reader does not read. Close the stream (or
+    use it as a context manager); a reader that stops early ends the writer on a broken pipe.
+    """
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with open(write_fd, "wb", buffering=_BUFSIZE) as out:
+                produce(out)
+        except BrokenPipeError:
+            pass
+        except BaseException as e:  # handed to the reader, raised there
+            errors.append(e)
+
+    thread = threading.Thread(target=run, name="pack", daemon=True)
+    reader = _PipeReader(read_fd, thread, errors)
+    thread.start()
+    return reader

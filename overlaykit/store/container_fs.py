@@ -1,0 +1,102 @@
+"""A stored container's filesystem as the change walk sees it: its upper dir, its lowers, what to hide.
+
+`diff` and `export` live here; `commit` (store/commit.py) packs the same upper dir with the
+same hidden paths. The init layer's own entries (/.dockerenv, /etc/hosts, /etc/hostname,
+/etc/resolv.conf, /etc/mtab, /dev/console, and the empty mount-point directories /proc,
+/sys, /dev/pts, /dev/shm unless the image has them) are hidden, as Docker hides them: its
+containers never write there, because something is bind-mounted or mounted over each.
+"""
+
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from overlaykit.errors import OverlaykitError
+from overlaykit.image.changes import Change, LowerView, changes, walk
+from overlaykit.store import containers, overlay2
+from overlaykit.store.containers import Container
+from overlaykit.store.layout import Layout
+
+
+@dataclass(frozen=True)
+class ContainerFs:
+    upper: str                     # the writable layer's diff/
+    init: str                      # the init layer's diff/
+    image_lowers: tuple[str, ...]  # the image's layers' diff/, top first
+    hidden: frozenset[str]         # container paths left out of diff, export and commit
+
+    @property
+    def lowers(self) -> list[str]:
+        """What the container's overlay stacks under the upper: init layer, then the image."""
+        return [self.init, *self.image_lowers]
+
+
+def container_fs(layout: Layout, container: Container, command: str) -> ContainerFs:
+    rw, init = container.config.get("RWLayer"), container.config.get("InitLayer")
+    if not rw or not init or not os.path.isdir(layout.layer_diff(rw)):
+        raise OverlaykitError(f"{command}: {container.name}: the container has no writable layer")
+    image_lowers = tuple(overlay2.lower_dirs(layout, init))
+    init_diff = layout.layer_diff(init)
+    return ContainerFs(layout.layer_diff(rw), init_diff, image_lowers,
+                       _init_only(init_diff, image_lowers))
+
+
+def _init_only(init_diff: str, image_lowers: tuple[str, ...]) -> frozenset[str]:
+    """The init layer's files and links, and its empty directories the image does not have."""
+    image = LowerView(image_lowers)
+    hidden = set()
+    for path, st in walk(init_diff):
+        if not os.path.isdir(init_diff + path) or os.path.islink(init_diff + path):
+            hidden.add(path)
+        elif not os.listdir(init_diff + path) and image.find(path) is None:
+            hidden.add(path)
+    return frozenset(hidden)
+
+
+def find(layout: Layout, ref: str, command: str) -> Container:
+    try:
+        return containers.find(layout, ref)
+    except OverlaykitError as e:
+        raise OverlaykitError(f"{command}: {e}") from None
+
+
+def diff(layout: Layout, ref: str) -> list[Change]:
+    """`docker diff`: what the container changed, against its image and init layer."""
+    fs = container_fs(layout, find(layout, ref, "diff"), "diff")
+    return changes(fs.upper, fs.lowers, fs.hidden)
+
+
+@contextmanager
+def readonly_view(layout: Layout, fs: ContainerFs) -> Iterator[str]:
+    """The container's files as one read-only tree: an overlay of its upper dir on its image.
+
+    The init layer is left out. A running container's upper dir can sit under this second
+    overlay; what it writes meanwhile may or may not show.
+    """
+    from overlaykit.linux.mount import MNT_DETACH, umount
+    from overlaykit.linux.overlay import OverlaySpec, mount_overlay
+
+    if not fs.image_lowers:
+        yield fs.upper
+        return
+    os.makedirs(layout.staging, exist_ok=True)
+    target = tempfile.mkdtemp(prefix="export-", dir=layout.staging)
+    try:
+        mount_overlay(OverlaySpec(base="/", lowers=(fs.upper, *fs.image_lowers)), target)
+        try:
+            yield target
+        finally:
+            umount(target, MNT_DETACH)
+    finally:
+        os.rmdir(target)
+
+
+def export(layout: Layout, ref: str, out: BinaryIO) -> None:
+    """`docker export`: the container's whole filesystem as one plain tar."""
+    from overlaykit.image.pack import pack_tree
+
+    fs = container_fs(layout, find(layout, ref, "export"), "export")
+    with readonly_view(layout, fs) as root:
+        pack_tree(root, out, fs.hidden)
