@@ -29,6 +29,11 @@ COMMANDS = {
     "rm": "overlaykit.cli.containers:rm",
     "exec": "overlaykit.cli.containers:exec_",
     "logs": "overlaykit.cli.containers:logs",
+    "diff": "overlaykit.cli.changes:diff",
+    "export": "overlaykit.cli.changes:export",
+    "commit": "overlaykit.cli.changes:commit",
+    "save": "overlaykit.cli.changes:save",
+    "import": "overlaykit.cli.changes:import_",
 }
 
 
