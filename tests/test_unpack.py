@@ -264,3 +264,24 @@ def test_demo_layers_mounted_as_overlay_match_docker_export(demo_diffs, tmp_path
         assert listing_of(merged) == expected
     finally:
         umount(str(merged), MNT_DETACH)
+
+
+class Trickle:
+    """A pipe-like stream: never more than 1000 bytes per read, however many were asked for."""
+
+    def __init__(self, data: bytes):
+        self.data, self.position = data, 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = 1000 if size < 0 else min(size, 1000)
+        chunk = self.data[self.position:self.position + size]
+        self.position += len(chunk)
+        return chunk
+
+
+def test_short_reads_from_the_stream_still_unpack_every_byte(diff):
+    big = os.urandom(300_000)
+    data = tb.build(tb.file("a", big), tb.symlink("l", "a"), tb.file("b", b"tail"))
+    stats = unpack(Trickle(data), str(diff))
+    assert (diff / "a").read_bytes() == big and (diff / "b").read_bytes() == b"tail"
+    assert stats == UnpackStats(entries=3, bytes=300_004, whiteouts=0, opaque_dirs=0)
