@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from archives import (LAYER_TAR, OciLayout, config_for, digest, layer_tar, read_tar,
+from archives import (OciLayout, config_for, digest, layer_tar, read_tar,
                       store_snapshot, write_dir, write_tar)
 from overlaykit.store import images, layers
 

@@ -104,11 +104,14 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 
 def _size(n: int) -> str:
     """Docker's decimal sizes with three significant digits: 2.13MB, 143kB, 0B."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{n}B"
-        n /= 1000
-    return ""
+    if n < 1000:
+        return f"{n}B"
+    value, unit = float(n), "B"
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 999.5:  # would round to 1e+03
+            break
+    return f"{value:.3g}{unit}"
 
 
 def _ago(created: str | None) -> str:

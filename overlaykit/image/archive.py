@@ -15,7 +15,7 @@ from typing import BinaryIO, Protocol
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.config import parse_json
-from overlaykit.image.digest import parse_digest
+from overlaykit.image.digest import mismatch, parse_digest, sha256_bytes, short
 from overlaykit.image.reference import is_valid, normalize
 
 METADATA_LIMIT = 64 << 20  # no manifest, index or config is this large
@@ -237,7 +237,6 @@ def _size(desc: dict, where: str) -> int:
 
 def _read_blob_json(source: Source, desc: dict, where: str):
     """A manifest or index blob, checked against its descriptor's digest and size."""
-    from overlaykit.image.digest import sha256_bytes, short
     digest = parse_digest(desc.get("digest"), where)
     size = _size(desc, where)
     path = blob_path(digest)
@@ -249,7 +248,7 @@ def _read_blob_json(source: Source, desc: dict, where: str):
     if len(data) != size:
         raise OverlaykitError(f"{where}: blob {short(digest)} has {len(data)} bytes, expected {size}")
     if sha256_bytes(data) != digest:
-        raise OverlaykitError(f"{where}: digest {short(sha256_bytes(data))} does not match {short(digest)}")
+        raise OverlaykitError(mismatch(where, sha256_bytes(data), digest))
     return parse_json(data, f"{where}: {path}")
 
 
