@@ -77,8 +77,8 @@ def unpack(stream: typing.BinaryIO, diff_dir: str, *, what: str = "layer") -> Un
 
 
 def _open_tar(stream: typing.BinaryIO, what: str):
-    """A streaming TarFile that remembers why the archive ended (tarfile is imported late,
-    so its subclasses are made here)."""
+    """A TarFile reading stream front to back that remembers why the archive ended
+    (tarfile is imported late, to keep start-up cheap, so its subclasses are made here)."""
     import tarfile
 
     class StrictTarInfo(tarfile.TarInfo):
@@ -137,7 +137,9 @@ class _Sequential:
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         if whence == os.SEEK_CUR:
             offset += self.position
-        elif whence != os.SEEK_SET or offset < self.position:
+        elif whence != os.SEEK_SET:
+            raise OSError(errno.ESPIPE, "the layer stream has no end to seek from")
+        if offset < self.position:
             raise OSError(errno.ESPIPE, "the layer stream is read once, front to back")
         while offset > self.position and self.read(min(CHUNK, offset - self.position)):
             pass
