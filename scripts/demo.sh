@@ -67,9 +67,14 @@ top_cache_id() {  # the cache-id of the top layer: the chain ID no other chain n
 }
 
 wipe_store() {  # unmount what a previous demo left mounted under ROOT, then remove it
+    local entry
     [ -e "$ROOT" ] || return 0
-    [ -d "$ROOT/overlay2" ] || [ -d "$ROOT/image" ] || [ -z "$(ls -A "$ROOT")" ] ||
-        die "$ROOT: not an overlaykit store; refusing to wipe it (set DEMO_ROOT)"
+    for entry in $(ls -A "$ROOT"); do
+        case $entry in
+            overlay2 | image | containers | volumes | tmp | lock) ;;
+            *) die "$ROOT: holds $entry, so it is not an overlaykit store; refusing to wipe it (set DEMO_ROOT)" ;;
+        esac
+    done
     awk -v root="$ROOT" '$5 == root || index($5, root "/") == 1 { print $5 }' /proc/self/mountinfo |
         sort -r | while IFS= read -r mnt; do umount -l "$mnt"; done
     rm -rf "$ROOT"
