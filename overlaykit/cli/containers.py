@@ -27,6 +27,11 @@ def _container_options(f):
         click.option("--network", type=click.Choice(["none", "host"]), default="none", show_default=True,
                      help="none: own namespace with lo up; host: the host's network."),
         click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
+        click.option("-v", "--volume", "volumes", multiple=True, metavar="[SRC:]DST[:OPTS]",
+                     help="Bind a host path (absolute SRC), mount a named volume, or an anonymous one."),
+        click.option("--mount", "mounts", multiple=True, metavar="type=...,dst=...",
+                     help="Docker's --mount: type=bind|volume|tmpfs,src=,dst=,readonly,..."),
+        click.option("--tmpfs", multiple=True, metavar="DST[:OPTS]", help="Mount a tmpfs (size=,mode=,...)."),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -157,14 +162,15 @@ def kill(layout: Layout, names: tuple[str, ...], sig: str) -> None:
 
 @click.command()
 @click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove its anonymous volumes too.")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_obj
-def rm(layout: Layout, names: tuple[str, ...], force: bool) -> None:
+def rm(layout: Layout, names: tuple[str, ...], force: bool, volumes: bool) -> None:
     """Remove containers: their layers and records."""
     from overlaykit.runtime.lifecycle import remove
     from overlaykit.store.containers import find
     for name in names:
-        remove(layout, find(layout, name), force)
+        remove(layout, find(layout, name), force, volumes)
         click.echo(name)
 
 

@@ -14,6 +14,7 @@ from overlaykit.linux.namespaces import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS
                                          sethostname, unshare)
 from overlaykit.linux.pivot import pivot_into
 from overlaykit.runtime.dev import make_dev
+from overlaykit.runtime.mounts import mount_all
 from overlaykit.runtime.network import bring_up_loopback
 from overlaykit.runtime.process import apply_user, exec_command
 from overlaykit.runtime.rootfs import (bind_etc_files, bind_rootfs, make_mounts_private,
@@ -40,8 +41,7 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
     enter_namespaces(spec.network)
     make_mounts_private()
     root = bind_rootfs(spec.rootfs)
-    # Issue 4 goes here: the container's volumes, bind mounts and tmpfs mounts (spec.mounts),
-    # into the root before /proc and /dev, each target resolved inside it (target_in_root).
+    mount_all(spec.rootfs, spec.mounts)
     mount_proc(root)
     make_dev(root)
     mount_sys(root)

@@ -7,10 +7,12 @@ Everything is made under the store lock and undone if any step fails, so a faile
 import os
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.runtime.mounts import create_volumes, record_mounts
+from overlaykit.runtime.mountspec import MountSpec, host_config, image_volumes, parse_all
 from overlaykit.runtime.network import write_etc_files
 from overlaykit.runtime.rootfs import container_layers
 from overlaykit.runtime.spec import ETC_FILES, RunOptions, argv_of, container_config
-from overlaykit.store import containers
+from overlaykit.store import containers, volumes
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -38,10 +40,12 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
     container_id = containers.new_id()
     config = container_config(image.config, image_ref, options, container_id, command)
     argv = argv_of(config)
+    specs = mount_specs(options, config, command)
     with store_lock(layout):
         name = options.name if options.name is not None else containers.new_name(layout)
         containers.check_name(layout, name, command)
         with container_layers(layout, image.top_cache_id) as layers:
+            specs = create_volumes(layout, specs)
             files = {f: layout.container_file(container_id, f) for f, _ in ETC_FILES}
             record = {
                 "Id": container_id,
@@ -54,11 +58,11 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
                 "Config": config,
                 "HostConfig": {"NetworkMode": options.network,
                                "ReadonlyRootfs": options.read_only,
-                               "AutoRemove": options.auto_remove},
+                               "AutoRemove": options.auto_remove, **host_config(specs)},
                 "Driver": "overlay2",
                 "InitLayer": layers.init,
                 "RWLayer": layers.writable,
-                "Mounts": [],
+                "Mounts": record_mounts(layout, specs),
                 "HostsPath": files["hosts"],
                 "HostnamePath": files["hostname"],
                 "ResolvConfPath": files["resolv.conf"],
@@ -70,5 +74,15 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
                 containers.save(layout, container)
             except BaseException:
                 containers.remove_record(layout, container_id)
+                volumes.remove_anonymous(layout, record["Mounts"])
                 raise
     return container
+
+
+def mount_specs(options: RunOptions, config: dict, command: str) -> list[MountSpec]:
+    """-v, --mount and --tmpfs checked before anything is made, then the image's VOLUMEs not covered."""
+    try:
+        specs = parse_all(options.volumes, options.mounts, options.tmpfs)
+        return specs + image_volumes(config.get("Volumes"), specs)
+    except OverlaykitError as e:
+        raise OverlaykitError(f"{command}: {e}") from None

@@ -91,8 +91,8 @@ def stop(layout: Layout, container: Container, timeout: float) -> None:
     _settle(layout, container.id)
 
 
-def remove(layout: Layout, container: Container, force: bool) -> None:
-    """rm: a running container only with force (killed first); layers and record go."""
+def remove(layout: Layout, container: Container, force: bool, volumes: bool = False) -> None:
+    """rm: a running container only with force (killed first); layers and record go (-v: anonymous volumes too)."""
     if is_alive(container.state):
         if not force:
             raise OverlaykitError(f"rm: cannot remove container {container.name}: it is running "
@@ -104,17 +104,21 @@ def remove(layout: Layout, container: Container, force: bool) -> None:
             pass
         _wait_until(lambda: start_ticks(pid) != ticks, 10)
         _settle(layout, container.id, timeout=2)
-    remove_stopped(layout, container.id)
+    remove_stopped(layout, container.id, volumes)
 
 
-def remove_stopped(layout: Layout, container_id: str) -> None:
-    """Unmount what a crash may have left, remove the two layers and the record."""
+def remove_stopped(layout: Layout, container_id: str, volumes: bool = False) -> None:
+    """Unmount what a crash may have left, remove the two layers and the record, and with
+    volumes the anonymous volumes no other container uses (named volumes always stay)."""
     with store_lock(layout):
         if not containers.exists(layout, container_id):
             return
         config = containers.load(layout, container_id).config
         remove_layers(layout, ContainerLayers(config["InitLayer"], config["RWLayer"]))
         containers.remove_record(layout, container_id)
+        if volumes:
+            from overlaykit.store.volumes import remove_anonymous
+            remove_anonymous(layout, config["Mounts"])
 
 
 def inspect(layout: Layout, container: Container) -> dict:

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.runtime.mounts import ResolvedMount, resolve
+from overlaykit.runtime.mountspec import specs_from_record
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
 
@@ -37,6 +39,9 @@ class RunOptions:
     network: str = "none"
     read_only: bool = False
     auto_remove: bool = False
+    volumes: tuple[str, ...] = ()   # -v, as typed
+    mounts: tuple[str, ...] = ()    # --mount
+    tmpfs: tuple[str, ...] = ()     # --tmpfs
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class ContainerSpec:
     read_only: bool
     rootfs: str                            # the overlay's merged/ on the host
     etc_files: tuple[tuple[str, str], ...]  # (file in the record dir, path in the container)
-    mounts: tuple[dict, ...]                # HostConfig mounts in Docker's inspect shape
+    mounts: tuple[ResolvedMount, ...]       # binds, volumes and tmpfs, host paths resolved
 
 
 def merge_env(base: list[str], overrides: list[str]) -> list[str]:
@@ -171,5 +176,5 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
         rootfs=layout.layer_merged(container.config["RWLayer"]),
         etc_files=tuple((layout.container_file(container.id, name), target)
                         for name, target in ETC_FILES),
-        mounts=tuple(container.config.get("Mounts") or ()),
+        mounts=tuple(resolve(layout, specs_from_record(container.config))),
     )

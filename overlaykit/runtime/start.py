@@ -50,7 +50,7 @@ def start_attached(layout: Layout, container: Container, stdin: bool, command: s
     finally:
         if container.config["HostConfig"]["AutoRemove"]:
             from overlaykit.runtime.lifecycle import remove_stopped
-            remove_stopped(layout, container.id)
+            remove_stopped(layout, container.id, volumes=True)  # --rm takes anonymous volumes too
     return code
 
 
