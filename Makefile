@@ -31,7 +31,10 @@ demo: deps $(IMAGE)
 test: deps $(IMAGE)
 	$(BIN)/python -m pytest -q
 
+# Debian's docker.io (dockerd, started by the tests on a socket of their own) and skopeo.
 test-interop: deps
+	@missing=""; for p in docker.io skopeo; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
 	$(BIN)/python -m pytest -q -m interop -o addopts=''
 
 bench: deps $(IMAGE)
