@@ -129,3 +129,42 @@ run ls -l "$UNION/opt" "$UNION/opt/app" "$UNION/opt/app/sub" "$UNION/var/cache/j
 run cat "$UNION/etc/passwd"
 run chroot "$UNION" /bin/sh -c 'cat /opt/app/b.sym; stat -c "%A %U %n" /opt/app/b /home/app'
 run umount "$UNION"
+
+# --- persistent and non-persistent storage: the container layer, binds, volumes, tmpfs ---
+graph_dir() {  # graph_dir NAME KEY: the container's GraphDriver.Data KEY (UpperDir, MergedDir)
+    overlaykit --root "$ROOT" inspect "$1" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["GraphDriver"]["Data"][sys.argv[1]])' "$2"
+}
+HOST=$(mktemp -d /tmp/overlaykit-demo-host.XXXXXX)
+
+step "Run a container that touches /newfile: it lands in the writable layer's diff/; merged/ is the union"
+ok run -d --name seed "$TAG" sh -c 'touch /newfile; exec sleep 600'
+UPPER=$(graph_dir seed UpperDir)
+MERGED=$(graph_dir seed MergedDir)
+while [ ! -e "$UPPER/newfile" ]; do sleep 0.1; done
+show "$UPPER" 1
+run ls "$MERGED"
+run grep " $MERGED " /proc/self/mountinfo
+
+step "Remove the container: its layer (diff/, merged/) is gone, the image's layers are untouched"
+ok rm -f -v seed
+[ -e "$UPPER" ] || echo "(${UPPER%/diff} is gone)"
+show "$ROOT/overlay2" 1
+
+step "A bind mount, -v $HOST:/app/local: what the container writes is on the host after rm"
+ok run --name bind -v "$HOST:/app/local" "$TAG" sh -c 'echo written in the container > /app/local/note'
+ok rm -v bind
+show "$HOST" 1
+
+step "A named volume: create it, write to it, remove the container; a new container sees the data"
+ok volume create myvol
+ok run --name writer -v myvol:/app/code "$TAG" sh -c 'echo version 1 > /app/code/main.sh'
+ok rm -v writer   # -v: the anonymous /data volume goes; a named one never does
+show "$ROOT/volumes" 3
+ok run --rm -v myvol:/app/code "$TAG" cat /app/code/main.sh
+
+step "tmpfs: --tmpfs /scratch is in the container's mountinfo, and nothing of it is left after"
+ok run --name scratch --tmpfs /scratch:size=64m "$TAG" sh -c 'echo lost > /scratch/f; grep " /scratch " /proc/self/mountinfo'
+show "$(graph_dir scratch UpperDir)" 2
+echo "mounts left under $ROOT: $(grep -c " $ROOT/" /proc/self/mountinfo || true)"
+ok rm -v scratch
