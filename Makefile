@@ -6,7 +6,7 @@ APT_PKGS := python3 python3-venv busybox-static iproute2 util-linux attr zstd
 IMAGE   := build/demo-image.tar
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all deps demo test test-interop bench clean
+.PHONY: all deps demo test test-interop bench clean vm-deps vm-test vm-smoke experiments vagrant-box
 
 all: deps
 
@@ -39,6 +39,30 @@ test-interop: deps
 
 bench: deps $(IMAGE)
 	$(BIN)/python bench/run.py
+
+# A throwaway Debian 12 guest (kernel 6.1) from scripts/vm/: the image is built once and cached
+# in /var/cache/overlaykit-vm; the guest uses the image's venv instead of `make deps`.
+VM_PKGS  := qemu-system-x86 qemu-utils debootstrap cpio e2fsprogs
+VM_VENV  := VENV=/opt/overlaykit-venv
+VM_SMOKE_TESTS := tests/test_workbench.py tests/test_experiments.py tests/test_mounts.py tests/test_load.py
+
+vm-deps: deps
+	@missing=""; for p in $(VM_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
+
+vm-test: vm-deps
+	scripts/vm/run.sh make test $(VM_VENV)
+
+vm-smoke: vm-deps
+	scripts/vm/run.sh --timeout 1200 'make demo $(VM_VENV) && python -m pytest -q $(VM_SMOKE_TESTS)'
+
+# The experiments on this kernel and on the guest's, in one table: build/experiments/REPORT.md
+experiments: vm-deps
+	@rm -rf build/experiments; mkdir -p build/experiments/results; status=0; \
+	$(BIN)/python scripts/experiments/run.py --out build/experiments/results || status=1; \
+	scripts/vm/run.sh --out build/experiments/results python scripts/experiments/run.py --out /mnt/out || status=1; \
+	$(BIN)/python scripts/experiments/run.py --report build/experiments/results build/experiments/REPORT.md; \
+	exit $$status
 
 clean:
 	rm -rf build
