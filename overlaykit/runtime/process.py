@@ -44,12 +44,18 @@ def describe(e: BaseException) -> str:
 
 
 def spawn(body: Callable[[socket.socket], NoReturn], command: str) -> Child:
-    """Fork; the child runs body(channel), which must exec. Raises StartError if it did not."""
+    """Fork; the child runs body(channel), which must exec. Raises StartError if it did not.
+
+    Returns with FORWARDED_SIGNALS blocked in this process, so one that arrives before
+    forwarding_signals() takes over (it unblocks them) is held, not lost or fatal.
+    """
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a mask would survive exec
             parent_end.close()
             body(child_end)
         except StartError as e:
@@ -63,22 +69,30 @@ def spawn(body: Callable[[socket.socket], NoReturn], command: str) -> Child:
         finally:
             os._exit(code)
     child_end.close()
-    master = None
     try:
-        while True:
-            data, fds, _, _ = socket.recv_fds(parent_end, 65536, 1)
-            if not data:
-                return Child(pid, master)
-            if data[:1] == b"T":
-                master = fds[0]
-            elif data[:1] == b"E":
-                code, _, message = data[1:].decode(errors="replace").partition(" ")
-                os.waitpid(pid, 0)
-                if master is not None:
-                    os.close(master)
-                raise StartError(message, int(code))
+        return _await_exec(pid, parent_end)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
     finally:
         parent_end.close()
+
+
+def _await_exec(pid: int, parent_end: socket.socket) -> Child:
+    """Read the child's reports until the channel closes on exec."""
+    master = None
+    while True:
+        data, fds, _, _ = socket.recv_fds(parent_end, 65536, 1)
+        if not data:
+            return Child(pid, master)
+        if data[:1] == b"T":
+            master = fds[0]
+        elif data[:1] == b"E":
+            code, _, message = data[1:].decode(errors="replace").partition(" ")
+            os.waitpid(pid, 0)
+            if master is not None:
+                os.close(master)
+            raise StartError(message, int(code))
 
 
 def send_master(channel: socket.socket, master: int) -> None:
@@ -100,6 +114,7 @@ def forwarding_signals(pid: int) -> Iterator[None]:
         except ProcessLookupError:
             pass
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)  # held since spawn
     try:
         yield
     finally:

@@ -22,6 +22,14 @@ from overlaykit.runtime.process import send_master
 from overlaykit.runtime.user import User
 
 
+def _copy_size(source: int | None, target: int) -> None:
+    if source is not None:
+        try:
+            set_window_size(target, get_window_size(source))
+        except OSError:
+            pass
+
+
 # --- in the child, inside the container's root ---
 
 def attach_terminal(channel: socket.socket, user: User, console: bool) -> None:
@@ -30,6 +38,7 @@ def attach_terminal(channel: socket.socket, user: User, console: bool) -> None:
     console: also bind it over /dev/console (a container's first process; not for exec).
     """
     master, slave = os.openpty()
+    _copy_size(next((fd for fd in (0, 1) if os.isatty(fd)), None), slave)  # before the command looks
     if console:
         bind(os.ttyname(slave), "/dev/console", recursive=False)
     os.fchown(slave, user.uid, -1)  # the user must be able to reopen its own tty
@@ -52,14 +61,6 @@ def attach_stdio(stdin_open: bool) -> None:
 
 # --- outside, in overlaykit ---
 
-def _copy_size(source: int | None, master: int) -> None:
-    if source is not None:
-        try:
-            set_window_size(master, get_window_size(source))
-        except OSError:
-            pass
-
-
 @contextmanager
 def _resizing(source: int | None, master: int) -> Iterator[None]:
     _copy_size(source, master)
@@ -76,11 +77,11 @@ def _resizing(source: int | None, master: int) -> Iterator[None]:
 @contextmanager
 def _raw(fd: int) -> Iterator[None]:
     saved = termios.tcgetattr(fd)
-    _tty.setraw(fd)
+    _tty.setraw(fd, termios.TCSANOW)  # TCSAFLUSH would drop what was typed ahead
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _write_all(fd: int, data: bytes) -> None:
