@@ -128,7 +128,8 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
     table = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
     for r in rows:
         command = r["Command"] if len(r["Command"]) <= 20 else r["Command"][:19] + "…"
-        table.append([r["ID"][:12], r["Image"], f'"{command}"', r["CreatedAgo"], r["Status"], r["Names"]])
+        quoted = json.dumps(command, ensure_ascii=False)  # Go's strconv.Quote, as Docker prints it
+        table.append([r["ID"][:12], r["Image"], quoted, r["CreatedAgo"], r["Status"], r["Names"]])
     click.echo(_table(table))
 
 
