@@ -119,3 +119,50 @@ def test_umount_of_a_path_that_is_not_mounted_is_refused(cli, tmp_path):
     proc = cli("umount", str(tmp_path))
     assert proc.returncode == 1
     assert proc.stderr == f"overlaykit: umount: {tmp_path}: not mounted\n"
+
+
+def test_layers_lists_each_layer_with_its_whiteouts_and_opaque_dirs(cli, demo, layout):
+    proc = cli("layers", demo, check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["LAYER", "CACHE", "ID", "SIZE", "FILES", "WHITEOUTS", "OPAQUE", "DIRECTORY"]
+    rows = [line.split() for line in lines[1:4]]
+    assert [r[0] + " " + r[1] for r in rows] == ["layer 3", "layer 2", "layer 1"]
+    top = rows[0]
+    assert top[-1].startswith(os.path.join(layout.root, "overlay2", top[2])) and top[-1].endswith("/diff")
+    assert top[5:7] == ["1", "1"]  # one whiteout, one opaque directory
+    assert lines[4:] == ["layer 3: whiteout /opt/app/sub/a", "layer 3: opaque /var/cache/junk"]
+
+
+def test_explain_names_the_layer_a_file_comes_from_and_what_it_hides(cli, demo):
+    proc = cli("explain", demo, "/opt/app/b", check=True)
+    assert proc.stdout.splitlines()[0] == "/opt/app/b: file from layer 3"
+    rows = [line.split(None, 4) for line in proc.stdout.splitlines()[2:]]
+    assert rows == [["layer", "3", "file", "visible"],
+                    ["layer", "2", "file", "hidden", "layer 3 has a file here"]]
+
+
+def test_explain_shows_a_whiteout_and_an_opaque_dir_on_the_way(cli, demo):
+    gone = cli("explain", demo, "/opt/app/sub/a", check=True).stdout.splitlines()
+    assert gone[0] == "/opt/app/sub/a: not in the merged view (whited out in layer 3)"
+    hidden = cli("explain", demo, "/var/cache/junk/x", check=True).stdout.splitlines()
+    assert hidden[0] == "/var/cache/junk/x: not in the merged view (/var/cache/junk is opaque in layer 3)"
+    assert hidden[-1] == "opaque directory on the way: /var/cache/junk in layer 3"
+
+
+def test_explain_on_a_container_sees_copy_up_and_its_whiteouts(cli, demo):
+    cli("run", "--name", "c", demo, "sh", "-c", "echo more >> /etc/motd; rm /opt/app/b.sym", check=True)
+    motd = cli("explain", "c", "/etc/motd", check=True).stdout.splitlines()
+    assert motd[0] == "/etc/motd: file from container, copied up"
+    assert motd[2].split(None, 2)[:2] == ["container", "file"]
+    sym = cli("explain", "c", "opt/app/b.sym", check=True).stdout.splitlines()
+    assert sym[0] == "/opt/app/b.sym: not in the merged view (whited out in container)"
+    layers = cli("layers", "c", check=True).stdout.splitlines()
+    assert [line.split()[0] for line in layers[1:3]] == ["container", "init"]
+    assert "container: whiteout /opt/app/b.sym" in layers
+
+
+def test_layers_and_explain_refuse_an_unknown_reference(cli, layout):
+    for args in (["layers", "nothing"], ["explain", "nothing", "/etc"]):
+        proc = cli(*args)
+        assert proc.returncode == 1
+        assert proc.stderr == "overlaykit: No such image or container: nothing\n"

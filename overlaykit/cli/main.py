@@ -20,6 +20,8 @@ COMMANDS = {
     "volume": "overlaykit.cli.volumes:volume",
     "mount": "overlaykit.cli.workbench:mount",
     "umount": "overlaykit.cli.workbench:umount",
+    "layers": "overlaykit.cli.workbench:layers",
+    "explain": "overlaykit.cli.workbench:explain",
     "run": "overlaykit.cli.containers:run",
     "create": "overlaykit.cli.containers:create",
     "start": "overlaykit.cli.containers:start",

@@ -33,3 +33,52 @@ def umount(lazy: bool, target: str) -> None:
     """Unmount TARGET."""
     from overlaykit.runtime import workbench
     workbench.unmount(target, lazy)
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(c) for c in col) for col in zip(*rows)]
+    for row in rows:
+        click.echo("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+@click.command()
+@click.argument("ref", metavar="IMAGE|CONTAINER")
+@click.pass_obj
+def layers(layout, ref: str) -> None:
+    """Each layer of an image or container, top first: size, files, whiteouts, opaque dirs."""
+    from overlaykit.cli.images import _size
+    from overlaykit.store import explain
+    found = [explain.contents(layer) for layer in explain.stack(layout, ref)]
+    rows = [["LAYER", "CACHE ID", "SIZE", "FILES", "WHITEOUTS", "OPAQUE", "DIRECTORY"]]
+    for c in found:
+        rows.append([c.layer.name, c.layer.cache_id[:12], _size(c.size), str(c.files),
+                     str(len(c.whiteouts)), str(len(c.opaque_dirs)), c.layer.diff])
+    _table(rows)
+    for c in found:
+        for path in c.whiteouts:
+            click.echo(f"{c.layer.name}: whiteout {path}")
+        for path in c.opaque_dirs:
+            click.echo(f"{c.layer.name}: opaque {path}")
+
+
+@click.command()
+@click.argument("ref", metavar="IMAGE|CONTAINER")
+@click.argument("path")
+@click.pass_obj
+def explain(layout, ref: str, path: str) -> None:
+    """Which layer PATH comes from, which layers it hides, and why."""
+    from overlaykit.store import explain as lookup
+    found = lookup.explain(lookup.stack(layout, ref), path)
+    if found.source is None:
+        why = next((s.note for s in found.sightings if s.state == "hidden"), "")
+        click.echo(f"{found.path}: not in the merged view" + (f" ({why})" if why else ""))
+    else:
+        kind = next(s.kind for s in found.sightings if s.layer is found.source)
+        copied = ", copied up" if found.copied_up else ""
+        click.echo(f"{found.path}: {kind} from {found.source.name}{copied}")
+    rows = [["LAYER", "ENTRY", "STATE", "WHY"]]
+    rows += [[s.layer.name, s.kind, s.state, s.note] for s in found.sightings]
+    if found.sightings:
+        _table(rows)
+    for layer_name, directory in found.opaque_on_the_way:
+        click.echo(f"opaque directory on the way: {directory} in {layer_name}")
