@@ -70,3 +70,9 @@ def test_exec_into_a_stopped_container_is_refused(cli, demo):
     cli("create", "--name", "idle", demo, "true", check=True)
     proc = cli("exec", "idle", "true")
     assert (proc.returncode, proc.stderr) == (1, "overlaykit: exec: container idle is not running\n")
+
+
+def test_exec_gets_the_same_capabilities_as_the_container(cli, demo):
+    _running(cli, demo)
+    out = cli("exec", "box", "grep", "^CapBnd", "/proc/self/status", check=True).stdout
+    assert out == "CapBnd:\t00000000a80425fb\n"

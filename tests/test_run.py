@@ -158,6 +158,31 @@ def test_t_gives_a_pty_of_the_callers_size(layout, demo):
     assert code == 5
 
 
+def test_window_size_change_reaches_the_container(layout, demo):
+    script = 'trap "stty size; exit 0" WINCH; echo ready; while true; do sleep 0.1; done'
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "overlaykit", "--root", layout.root,
+                                  "run", "-t", demo, "sh", "-c", script])
+    out = b""
+    try:
+        while b"ready" not in out and select.select([fd], [], [], 30)[0]:
+            out += os.read(fd, 4096)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 150, 0, 0))  # sends SIGWINCH
+        while select.select([fd], [], [], 30)[0]:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)
+    assert out.replace(b"\r", b"").splitlines()[-1] == b"50 150"
+
+
 def test_it_passes_keyboard_input_to_the_container(layout, demo):
     pid, fd = pty.fork()
     if pid == 0:
@@ -289,3 +314,10 @@ def test_refused_overlay_mount_leaves_nothing_mounted(cli, demo, layout):
     assert proc.returncode == 1
     assert proc.stderr == f"overlaykit: mount overlay on {data['MergedDir']}: No such file or directory\n"
     assert _mounted_under(layout.root) == []
+
+
+def test_root_in_the_container_has_dockers_default_capabilities(cli, demo):
+    out = cli("run", demo, "sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status; "
+              "mount -t tmpfs x /opt 2>&1", check=False).stdout.splitlines()
+    assert out[:2] == ["CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb"]
+    assert out[2] == "mount: permission denied (are you root?)"  # no CAP_SYS_ADMIN

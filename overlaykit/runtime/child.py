@@ -10,6 +10,7 @@ import os
 import socket
 from typing import NoReturn
 
+from overlaykit.linux.capabilities import DOCKER_DEFAULT, limit_to
 from overlaykit.linux.namespaces import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
                                          sethostname, unshare)
 from overlaykit.linux.pivot import pivot_into
@@ -58,5 +59,6 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
         attach_terminal(channel, user, console=True)
     else:
         attach_stdio(spec.stdin_open)
+    limit_to(set(DOCKER_DEFAULT.values()))
     apply_user(user)
     exec_command(spec.argv, process_env(spec.env, spec.hostname, spec.tty, user.home), command)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.linux.capabilities import DOCKER_DEFAULT, limit_to
 from overlaykit.linux.namespaces import NAMESPACE_FLAGS, open_namespaces, setns
 from overlaykit.linux.proc import start_ticks
 from overlaykit.runtime.process import apply_user, exec_command, spawn
@@ -74,5 +75,6 @@ def _exec_main(namespaces: dict[str, int], root_fd: int, workdir: str, options: 
         attach_terminal(channel, user, console=False)
     else:
         attach_stdio(options.stdin_open)
+    limit_to(set(DOCKER_DEFAULT.values()))
     apply_user(user)
     exec_command(options.argv, env, command)

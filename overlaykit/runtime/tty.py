@@ -52,7 +52,12 @@ def attach_terminal(channel: socket.socket, user: User, console: bool) -> None:
 
 
 def attach_stdio(stdin_open: bool) -> None:
-    """Without -t: stdout and stderr stay as inherited; stdin too with -i, else /dev/null."""
+    """Without -t: stdout and stderr stay as inherited; stdin too with -i, else /dev/null.
+
+    A session of its own, so the keyboard's ^C reaches the command once, forwarded by
+    overlaykit, and not a second time from the terminal through the process group.
+    """
+    os.setsid()
     if not stdin_open:
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
