@@ -6,7 +6,8 @@ Config {Env, Cmd, Entrypoint, WorkingDir, User, Hostname, Tty, OpenStdin, Volume
 HostConfig {NetworkMode, ReadonlyRootfs, AutoRemove}, InitLayer and RWLayer (overlay2
 cache ids) and Mounts; state.json holds Status (created, running, exited), Running, Pid
 (the host pid of the container's PID 1), PidStartTime (its start time in clock ticks, to
-tell it from a reused pid), ExitCode, Error, StartedAt and FinishedAt.
+tell it from a reused pid), ExitCode, Error, StartedAt, FinishedAt and OverlayMount (how
+the overlay was mounted: "mount", "lowerdir+" or "relative").
 """
 
 import os
