@@ -109,8 +109,8 @@ def test_store_layout_mirrors_docker_layerdb(layout, cli, fixture_path):
     assert image.chain_ids[1] == "sha256:" + hashlib.sha256(
         f"{diff_ids[0]} {diff_ids[1]}".encode()).hexdigest()
     base, mid, top = (layout.chain_dir(c) for c in image.chain_ids)
-    assert sorted(os.listdir(base)) == ["cache-id", "diff", "size"]
-    assert sorted(os.listdir(top)) == ["cache-id", "diff", "parent", "size"]
+    assert sorted(os.listdir(base)) == ["cache-id", "diff", "size", "tar-split.json.gz"]
+    assert sorted(os.listdir(top)) == ["cache-id", "diff", "parent", "size", "tar-split.json.gz"]
     assert open(os.path.join(top, "parent")).read() == image.chain_ids[1]
     assert open(os.path.join(mid, "diff")).read() == diff_ids[1]
     cache = open(os.path.join(top, "cache-id")).read()

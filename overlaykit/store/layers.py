@@ -1,20 +1,24 @@
 """The layer store: chain IDs -> overlay2 cache IDs, in image/overlay2/layerdb as Docker keeps it.
 
 layerdb/sha256/<chain-id>/ holds `diff` (the layer's diff ID), `cache-id` (its overlay2
-directory), `parent` (the parent's chain ID; absent for a base layer) and `size` (bytes of
-file content). A layer becomes visible only after its diff ID was verified: it is unpacked in
-the staging area, renamed into overlay2/, and its layerdb entry is written last, atomically.
+directory), `parent` (the parent's chain ID; absent for a base layer), `size` (bytes of
+file content) and `tar-split.json.gz` (image/tarsplit.py: how to make the layer's tar again,
+byte for byte, from diff/; absent when that tar cannot be made again). A layer becomes
+visible only after its diff ID was verified: it is unpacked in the staging area, renamed
+into overlay2/, and its layerdb entry is written last, atomically.
 """
 
 import hashlib
 import os
 import shutil
-from typing import BinaryIO, Iterable
+import tempfile
+from contextlib import contextmanager
+from typing import BinaryIO, Iterable, Iterator
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.digest import HashingReader, short
 from overlaykit.store import overlay2
-from overlaykit.store.files import read_json, read_text, write_text
+from overlaykit.store.files import read_json, read_text, write_bytes, write_text
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
@@ -62,10 +66,12 @@ def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
               expected_diff_id: str | None, what: str) -> str:
     """Unpack an uncompressed tar stream as a layer on parent_chain_id; returns its chain ID.
 
-    The stream is hashed as it is unpacked (that hash is the diff ID) and read to its end.
-    With expected_diff_id given and already stored, nothing is read: the caller may skip
-    the blob. A mismatch raises OverlaykitError and leaves nothing behind.
+    The stream is hashed as it is unpacked (that hash is the diff ID) and read to its end,
+    and its tar-split recorded on the way. With expected_diff_id given and already stored,
+    nothing is read: the caller may skip the blob. A mismatch raises OverlaykitError and
+    leaves nothing behind.
     """
+    from overlaykit.image.tarsplit import Recorder
     from overlaykit.image.unpack import unpack
     with store_lock(layout):
         if expected_diff_id is not None:
@@ -73,22 +79,39 @@ def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
             if layer_exists(layout, known):
                 return known
         parent_cache = cache_id(layout, parent_chain_id) if parent_chain_id else None
-        try:
-            with overlay2.staged(layout, parent_cache) as layer:
-                hashed = HashingReader(stream)
-                stats = unpack(hashed, layer.diff, what=what)
-                hashed.drain()
-                diff_id = hashed.digest
-                if expected_diff_id is not None and diff_id != expected_diff_id:
-                    raise OverlaykitError(f"{what}: diff_id {short(diff_id)} does not match "
-                                          f"{short(expected_diff_id)} in the image config")
-                new = chain_id(parent_chain_id, diff_id)
-                if layer_exists(layout, new):
-                    raise _AlreadyStored(new)
-        except _AlreadyStored as stored:
-            return stored.chain
-        _register(layout, new, diff_id, layer.cache_id, parent_chain_id, stats.bytes)
+        with _scratch_file(layout, "tar-split-") as (record, record_path):
+            try:
+                with overlay2.staged(layout, parent_cache) as layer:
+                    hashed = HashingReader(stream)
+                    recorder = Recorder(hashed, record)
+                    stats = unpack(recorder, layer.diff, what=what)
+                    recorder.drain()
+                    recorded = recorder.finish(stats.entries) is None
+                    diff_id = hashed.digest
+                    if expected_diff_id is not None and diff_id != expected_diff_id:
+                        raise OverlaykitError(f"{what}: diff_id {short(diff_id)} does not match "
+                                              f"{short(expected_diff_id)} in the image config")
+                    new = chain_id(parent_chain_id, diff_id)
+                    if layer_exists(layout, new):
+                        raise _AlreadyStored(new)
+            except _AlreadyStored as stored:
+                return stored.chain
+            record.close()
+            _register(layout, new, diff_id, layer.cache_id, parent_chain_id, stats.bytes,
+                      record_path if recorded else None)
         return new
+
+
+@contextmanager
+def _scratch_file(layout: Layout, prefix: str) -> Iterator[tuple[BinaryIO, str]]:
+    """A new file in the staging area, open for writing, and its path; removed on exit."""
+    os.makedirs(layout.staging, exist_ok=True)
+    fd, path = tempfile.mkstemp(dir=layout.staging, prefix=prefix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f, path
+    finally:
+        os.unlink(path)
 
 
 class _AlreadyStored(Exception):
@@ -99,11 +122,12 @@ class _AlreadyStored(Exception):
 
 
 def adopt_layer(layout: Layout, parent_chain_id: str | None, unpacked_diff: str,
-                diff_id: str, size: int) -> str:
+                diff_id: str, size: int, tar_split: str | None = None) -> str:
     """Make a layer from a diff directory unpacked (and hashed) earlier in the staging area.
 
     The directory is moved, not copied; it is gone afterwards either way. Used when the layer
     was unpacked before its place in the chain was known (an archive read from a pipe).
+    tar_split: the file its tar-split was recorded to (copied; the caller removes it).
     """
     new = chain_id(parent_chain_id, diff_id)
     with store_lock(layout):
@@ -114,18 +138,21 @@ def adopt_layer(layout: Layout, parent_chain_id: str | None, unpacked_diff: str,
         with overlay2.staged(layout, parent_cache) as layer:
             os.rmdir(layer.diff)
             os.rename(unpacked_diff, layer.diff)
-        _register(layout, new, diff_id, layer.cache_id, parent_chain_id, size)
+        _register(layout, new, diff_id, layer.cache_id, parent_chain_id, size, tar_split)
         return new
 
 
 def _register(layout: Layout, chain: str, diff_id: str, cache: str, parent: str | None,
-              size: int) -> None:
+              size: int, tar_split: str | None) -> None:
     """Write the layerdb entry; cache-id goes last, so a half-written entry is not a layer."""
     directory = layout.chain_dir(chain)
     write_text(os.path.join(directory, "diff"), diff_id)
     write_text(os.path.join(directory, "size"), str(size))
     if parent:
         write_text(os.path.join(directory, "parent"), parent)
+    if tar_split:
+        with open(tar_split, "rb") as f:  # small: headers only, compressed
+            write_bytes(layout.tar_split(chain), f.read())
     write_text(os.path.join(directory, "cache-id"), cache)
 
 

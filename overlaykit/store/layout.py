@@ -61,6 +61,10 @@ class Layout:
     def chain_dir(self, chain_id: str) -> str:
         return os.path.join(self.layerdb, _hex(chain_id))
 
+    def tar_split(self, chain_id: str) -> str:
+        """The layer's original tar minus its files' contents (image/tarsplit.py), as Docker keeps it."""
+        return os.path.join(self.chain_dir(chain_id), "tar-split.json.gz")
+
     @property
     def imagedb(self) -> str:
         return os.path.join(self.image_root, "imagedb", "content", "sha256")

@@ -177,6 +177,7 @@ class _Unpacked:
     blob_size: int
     diff_id: str
     size: int           # bytes of file content
+    tar_split: str | None  # the file its tar-split was recorded to, if the tar can be rebuilt
 
 
 @dataclass
@@ -246,7 +247,7 @@ class _StreamedArchive:
             os.rmdir(diff)
             subprocess.run(["cp", "-a", "--reflink=auto", "--",
                             layout.layer_diff(self.used[blob.path]), diff], check=True)
-        chain = layers.adopt_layer(layout, parent, diff, diff_id, found.size)
+        chain = layers.adopt_layer(layout, parent, diff, diff_id, found.size, found.tar_split)
         self.used.setdefault(blob.path, layers.cache_id(layout, chain))
 
 
@@ -271,14 +272,20 @@ def _looks_like_layer(head: bytes) -> bool:
 
 
 def _unpack_member(body: BinaryIO, diff: str, what: str, counter: _Counter) -> _Unpacked:
+    from overlaykit.image.tarsplit import Recorder
     from overlaykit.image.unpack import unpack
     os.mkdir(diff, 0o755)
     blob = HashingReader(body, counter)
     tar = HashingReader(decompressed(blob, what))
-    stats = unpack(tar, diff, what=what)
-    tar.drain()
+    tar_split = diff + ".tar-split.json.gz"  # beside the scratch diff, removed with the scratch dir
+    with open(tar_split, "wb") as record:
+        recorder = Recorder(tar, record)
+        stats = unpack(recorder, diff, what=what)
+        recorder.drain()
+        recorded = recorder.finish(stats.entries) is None
     blob.drain()
-    return _Unpacked(diff, blob.digest, blob.bytes, tar.digest, stats.bytes)
+    return _Unpacked(diff, blob.digest, blob.bytes, tar.digest, stats.bytes,
+                     tar_split if recorded else None)
 
 
 class _MemorySource:
