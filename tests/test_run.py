@@ -88,6 +88,15 @@ def test_hostname_is_the_short_id_or_the_option(cli, demo):
     assert cli("run", "--hostname", "box", demo, "hostname", check=True).stdout == "box\n"
 
 
+def test_h_sets_the_hostname_in_run_and_create_as_in_docker(cli, demo):
+    assert cli("run", "-h", "short", demo, "hostname", check=True).stdout == "short\n"
+    cli("create", "-h", "made", "--name", "c", demo, "hostname", check=True)
+    assert cli("start", "-a", "c", check=True).stdout == "made\n"
+    for command in ("run", "create"):
+        proc = cli(command, "--help", check=True)
+        assert "-h, --hostname TEXT" in proc.stdout and "--help" in proc.stdout
+
+
 def test_entrypoint_option_drops_the_images_cmd(cli, demo):
     assert cli("run", "--entrypoint", "echo", demo, check=True).stdout == "\n"
     assert cli("run", "--entrypoint", "echo", demo, "a", "b", check=True).stdout == "a b\n"

@@ -9,6 +9,7 @@ import click
 from overlaykit.store.layout import Layout
 
 _COMMAND_LINE = {"allow_interspersed_args": False}  # options after IMAGE belong to the command
+_RUN_LINE = {**_COMMAND_LINE, "help_option_names": ["--help"]}  # -h is --hostname, as in Docker
 
 
 def _container_options(f):
@@ -23,7 +24,7 @@ def _container_options(f):
         click.option("-w", "--workdir", help="Working directory inside the container."),
         click.option("-u", "--user", metavar="USER[:GROUP]", help="User name or uid, group name or gid."),
         click.option("--entrypoint", help="Replace the image's entrypoint (and drop its Cmd)."),
-        click.option("--hostname", help="Container hostname (default: the id's first 12 characters)."),
+        click.option("-h", "--hostname", help="Container hostname (default: the id's first 12 characters)."),
         click.option("--network", type=click.Choice(["none", "host"]), default="none", show_default=True,
                      help="none: own namespace with lo up; host: the host's network."),
         click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
@@ -58,7 +59,7 @@ def _exit_code_errors(f):
     return wrapper
 
 
-@click.command(context_settings=_COMMAND_LINE)
+@click.command(context_settings=_RUN_LINE)
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the id.")
 @_container_options
 @click.pass_obj
@@ -76,7 +77,7 @@ def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **op
     return start_attached(layout, container, stdin=True, command="run")
 
 
-@click.command(context_settings=_COMMAND_LINE)
+@click.command(context_settings=_RUN_LINE)
 @_container_options
 @click.pass_obj
 def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> None:
