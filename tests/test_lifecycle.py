@@ -164,4 +164,4 @@ def test_name_or_unique_id_prefix_finds_a_container(cli, demo):
     assert _inspect(cli, cid[:6])["Id"] == cid
     assert _inspect(cli, "/named")["Id"] == cid
     proc = cli("start", "-a", "nosuch")
-    assert (proc.returncode, proc.stderr) == (1, "overlaykit: No such container: nosuch\n")
+    assert (proc.returncode, proc.stderr) == (1, "overlaykit: start: No such container: nosuch\n")

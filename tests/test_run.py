@@ -291,7 +291,7 @@ def test_rm_flag_removes_the_layers_and_the_record(cli, demo, layout):
 def test_unknown_image_is_one_line_and_makes_nothing(cli, layout):
     proc = cli("run", "nosuch:1", "true")
     assert proc.returncode == 1
-    assert proc.stderr == "overlaykit: No such image: nosuch:1\n"
+    assert proc.stderr == "overlaykit: run: No such image: nosuch:1\n"
     assert not os.path.exists(layout.containers) or os.listdir(layout.containers) == []
 
 
@@ -321,7 +321,7 @@ def test_refused_overlay_mount_leaves_nothing_mounted(cli, demo, layout):
     os.rename(image_top, image_top + ".away")  # the kernel cannot find that lower layer
     proc = cli("start", "-a", "broken")
     assert proc.returncode == 1
-    assert proc.stderr == f"overlaykit: mount overlay on {data['MergedDir']}: No such file or directory\n"
+    assert proc.stderr == f"overlaykit: start: mount overlay on {data['MergedDir']}: No such file or directory\n"
     assert _mounted_under(layout.root) == []
 
 

@@ -218,3 +218,29 @@ def test_bad_mount_is_one_line_and_leaves_nothing(cli, demo, layout, args, messa
     assert cli("volume", "ls", "-q", check=True).stdout == ""
     assert sorted(os.listdir(layout.overlay2)) == layers
     assert mounts_under(layout.root) == []
+
+
+def test_mount_failures_name_the_command_wherever_they_are_raised(cli, demo, layout, tmp_path):
+    """The kernel refusing a bind (in the child), a bind source gone since create (on the host),
+    and mount_all refusing a destination (in the child) all read "overlaykit: <command>: ..."."""
+    (tmp_path / "file").write_text("x\n")
+    proc = cli("run", "--rm", "-v", f"{tmp_path / 'file'}:/etc", demo, "true")
+    assert (proc.returncode, proc.stderr) == (
+        1, f"overlaykit: run: mount bind {tmp_path / 'file'} on /etc: Not a directory\n")
+
+    (tmp_path / "gone").mkdir()
+    cli("create", "--name", "gone", "--mount", f"type=bind,src={tmp_path / 'gone'},dst=/x", demo, "true",
+        check=True)
+    (tmp_path / "gone").rmdir()
+    proc = cli("start", "-a", "gone")
+    assert (proc.returncode, proc.stderr) == (
+        1, f"overlaykit: start: --mount type=bind,target=/x,source={tmp_path / 'gone'},"
+           f"bind-propagation=rprivate: bind source path does not exist: {tmp_path / 'gone'}\n")
+
+    (tmp_path / "h").mkdir()
+    cli("create", "--name", "root", "-v", f"{tmp_path / 'h'}:/x", demo, "true", check=True)
+    os.symlink("/", os.path.join(_inspect(cli, "root")["GraphDriver"]["Data"]["UpperDir"], "x"))
+    proc = cli("start", "-a", "root")
+    assert (proc.returncode, proc.stderr) == (
+        1, "overlaykit: start: mount destination /x: changed while it was being mounted\n")
+    assert mounts_under(layout.root) == []

@@ -46,24 +46,33 @@ def _run_options(command: tuple[str, ...], **opts):
     return RunOptions(command=tuple(command), **opts)
 
 
-def _exit_code_errors(f):
-    """A command that could not start exits 126/127 as Docker's does, after its one line."""
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        from overlaykit.runtime.process import StartError
-        try:
-            return f(*args, **kwargs)
-        except StartError as e:
-            click.echo(f"overlaykit: {e}", err=True)
-            return e.exit_code
-    return wrapper
+def _command_errors(command: str):
+    """Every error line names the command, wherever it was raised (the child's mounts, the
+    store, the kernel); a command that could not start exits 126/127 as Docker's does."""
+    def decorate(f):
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):
+            from overlaykit.errors import OverlaykitError
+            from overlaykit.runtime.process import StartError, describe
+            try:
+                return f(*args, **kwargs)
+            except (OverlaykitError, OSError) as e:
+                message = describe(e)
+                if not message.startswith(f"{command}: "):
+                    message = f"{command}: {message}"
+                if isinstance(e, StartError):
+                    click.echo(f"overlaykit: {message}", err=True)
+                    return e.exit_code
+                raise OverlaykitError(message) from e
+        return wrapper
+    return decorate
 
 
 @click.command(context_settings=_RUN_LINE)
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the id.")
 @_container_options
 @click.pass_obj
-@_exit_code_errors
+@_command_errors("run")
 def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **opts) -> int:
     """Run a command in a new container of IMAGE (name:tag, id, or an archive to load first)."""
     from overlaykit.runtime.create import create_container, image_for
@@ -80,6 +89,7 @@ def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **op
 @click.command(context_settings=_RUN_LINE)
 @_container_options
 @click.pass_obj
+@_command_errors("create")
 def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> None:
     """Create a container of IMAGE without starting it; print its id."""
     from overlaykit.runtime.create import create_container, image_for
@@ -92,7 +102,7 @@ def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> None
 @click.option("-i", "--interactive", is_flag=True, help="Attach stdin (with -a).")
 @click.argument("name")
 @click.pass_obj
-@_exit_code_errors
+@_command_errors("start")
 def start(layout: Layout, name: str, attach: bool, interactive: bool) -> int:
     """Start a created or stopped container."""
     from overlaykit.runtime.lifecycle import is_alive
@@ -185,7 +195,7 @@ def rm(layout: Layout, names: tuple[str, ...], force: bool, volumes: bool) -> No
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-@_exit_code_errors
+@_command_errors("exec")
 def exec_(layout: Layout, name: str, command: tuple[str, ...], **opts) -> int:
     """Run a command in a running container."""
     from overlaykit.runtime.exec import ExecOptions, exec_in
