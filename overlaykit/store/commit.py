@@ -19,8 +19,10 @@ from overlaykit.image.config_changes import apply_changes
 from overlaykit.image.reference import normalize
 from overlaykit.store import images, layers
 from overlaykit.store.container_fs import container_fs, find
+from overlaykit.store.containers import Container
 from overlaykit.store.images import StoredImage
 from overlaykit.store.layout import Layout
+from overlaykit.store.lock import store_lock
 
 # What a container's run config carries into the committed image's config.
 RUN_CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Volumes", "ExposedPorts",
@@ -57,10 +59,16 @@ def commit(layout: Layout, container_ref: str, ref: str | None = None, message: 
     config["config"] = apply_changes(image_config, list(change_lines), "commit")
 
     parent_chain = parent.chain_ids[-1] if parent.chain_ids else None
-    with reading(lambda out: pack_layer(fs.upper, out, fs.hidden)) as stream:
-        chain = layers.add_layer(layout, parent_chain, stream, None, f"commit: {container.name}")
-    diff_id = layers.layer_info(layout, chain)["DiffID"]
+    with store_lock(layout):  # prune takes a layer no image names: hold it until add_image names this one
+        with reading(lambda out: pack_layer(fs.upper, out, fs.hidden)) as stream:
+            chain = layers.add_layer(layout, parent_chain, stream, None, f"commit: {container.name}")
+        diff_id = layers.layer_info(layout, chain)["DiffID"]
+        data = _committed_config(config, container, diff_id, author, message)
+        return images.add_image(layout, data, [tag] if tag else [])
 
+
+def _committed_config(config: dict, container: Container, diff_id: str, author: str, message: str) -> bytes:
+    """The parent's config (run config applied) with the new layer, a history entry and the dates."""
     created = now()
     config["created"] = created
     config["container"] = container.id
@@ -76,8 +84,7 @@ def commit(layout: Layout, container_ref: str, ref: str | None = None, message: 
     if message:
         entry["comment"] = message
     config["history"] = [*config.get("history", []), entry]
-    data = json.dumps(config, separators=(",", ":")).encode()
-    return images.add_image(layout, data, [tag] if tag else [])
+    return json.dumps(config, separators=(",", ":")).encode()
 
 
 def _command_line(record: dict) -> list[str]:

@@ -20,6 +20,7 @@ from overlaykit.store import images, layers
 from overlaykit.store.commit import _go_arch, now
 from overlaykit.store.images import StoredImage
 from overlaykit.store.layout import Layout
+from overlaykit.store.lock import store_lock
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
 _CHUNK = 1 << 20
@@ -75,17 +76,18 @@ def import_tarball(layout: Layout, source: str, ref: str | None = None,
     tag = normalize(ref, "import") if ref else None
     config_part = apply_changes({}, list(change_lines), "import")
     what = f"import: {source}"
-    if source == "-":
-        chain = layers.add_layer(layout, None, _uncompressed(sys.stdin.buffer, what), None, what)
-    else:
-        with open(source, "rb") as f:
-            chain = layers.add_layer(layout, None, _uncompressed(f, what), None, what)
-    created = now()
-    entry = {"created": created, "created_by": f"Imported from {source}"}
-    if message:
-        entry["comment"] = message
-    config = {"architecture": _go_arch(), "config": config_part, "created": created,
-              "history": [entry], "os": "linux",
-              "rootfs": {"type": "layers", "diff_ids": [layers.layer_info(layout, chain)["DiffID"]]}}
-    return images.add_image(layout, json.dumps(config, separators=(",", ":")).encode(),
-                            [tag] if tag else [])
+    with store_lock(layout):  # prune takes a layer no image names: hold it until add_image names this one
+        if source == "-":
+            chain = layers.add_layer(layout, None, _uncompressed(sys.stdin.buffer, what), None, what)
+        else:
+            with open(source, "rb") as f:
+                chain = layers.add_layer(layout, None, _uncompressed(f, what), None, what)
+        created = now()
+        entry = {"created": created, "created_by": f"Imported from {source}"}
+        if message:
+            entry["comment"] = message
+        config = {"architecture": _go_arch(), "config": config_part, "created": created,
+                  "history": [entry], "os": "linux",
+                  "rootfs": {"type": "layers", "diff_ids": [layers.layer_info(layout, chain)["DiffID"]]}}
+        return images.add_image(layout, json.dumps(config, separators=(",", ":")).encode(),
+                                [tag] if tag else [])
