@@ -3,9 +3,12 @@
 import json
 import os
 import signal
+import subprocess
 import time
 
 from overlaykit.linux.mountinfo import mounts_under
+from overlaykit.linux.proc import start_ticks
+from overlaykit.store.containers import is_running
 
 LOOP = 'trap "echo got TERM; exit 7" TERM; echo started; while true; do sleep 0.1; done'
 
@@ -157,6 +160,23 @@ def test_ps_tells_the_truth_when_the_supervisor_died(cli, demo, layout):
     assert list(mounts_under(layout.root)) != []  # the dead supervisor left the overlay mounted
     cli("rm", "orphan", check=True)
     assert list(mounts_under(layout.root)) == []
+
+
+def test_a_reused_pid_or_a_zombie_is_not_the_recorded_process():
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        state = {"Running": True, "Pid": child.pid, "PidStartTime": start_ticks(child.pid)}
+        assert is_running(state)
+        assert not is_running({**state, "Running": False})
+        assert not is_running({**state, "PidStartTime": state["PidStartTime"] - 1})  # a later one
+        child.kill()
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # dead, not reaped: a zombie
+        assert start_ticks(child.pid) == state["PidStartTime"]
+        assert not is_running(state)
+    finally:
+        child.kill()
+        child.wait()
+    assert not is_running(state)
 
 
 def test_name_or_unique_id_prefix_finds_a_container(cli, demo):

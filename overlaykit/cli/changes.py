@@ -37,8 +37,9 @@ def export(layout, output: str | None, container: str) -> None:
 def commit(layout, message: str, author: str, changes: tuple[str, ...], container: str,
            reference: str | None) -> None:
     """A new image from the container's changes. A running container is not paused."""
-    from overlaykit.store.commit import commit as commit_container, is_running
+    from overlaykit.store.commit import commit as commit_container
     from overlaykit.store.container_fs import find
+    from overlaykit.store.containers import is_running
     if is_running(find(layout, container, "commit").state):
         click.echo(f"overlaykit: commit: {container} is running and is not paused: files it writes "
                    f"meanwhile may or may not be in the image", err=True)

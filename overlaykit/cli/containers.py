@@ -105,11 +105,10 @@ def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> None
 @_command_errors("start")
 def start(layout: Layout, name: str, attach: bool, interactive: bool) -> int:
     """Start a created or stopped container."""
-    from overlaykit.runtime.lifecycle import is_alive
     from overlaykit.runtime.start import start_attached, start_detached
-    from overlaykit.store.containers import find
+    from overlaykit.store.containers import find, is_running
     container = find(layout, name)
-    if is_alive(container.state):
+    if is_running(container.state):
         click.echo(name)
         return 0
     if attach:

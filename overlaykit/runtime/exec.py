@@ -3,8 +3,8 @@
 overlaykit joins the container's PID namespace for its next child only (setns on
 /proc/<pid>/ns/pid), forks, and the child joins the IPC, UTS, network and mount
 namespaces, chroots into /proc/<pid>/root, sets up its terminal and user, and execs.
-The namespace files and the root are opened together, and the pid's start time checked
-after, so a pid reused meanwhile cannot be joined by mistake.
+The namespace files and the root are opened together, and the container checked to be
+running after, so a pid reused meanwhile cannot be joined by mistake.
 """
 
 import os
@@ -15,13 +15,12 @@ from typing import NoReturn
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.capabilities import DOCKER_DEFAULT, limit_to
 from overlaykit.linux.namespaces import NAMESPACE_FLAGS, open_namespaces, setns
-from overlaykit.linux.proc import start_ticks
 from overlaykit.runtime.process import apply_user, exec_command, spawn
 from overlaykit.runtime.spec import merge_env, process_env
 from overlaykit.runtime.start import supervise
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
 from overlaykit.runtime.user import User, resolve_user
-from overlaykit.store.containers import Container
+from overlaykit.store.containers import Container, is_running
 
 JOINED_IN_CHILD = ("ipc", "uts", "net", "mnt")  # mnt last: the others are found through /proc
 
@@ -39,13 +38,13 @@ class ExecOptions:
 def exec_in(container: Container, options: ExecOptions, command: str = "exec") -> int:
     """Run options.argv in the running container; returns its exit code."""
     state, config = container.state, container.config["Config"]
-    pid = state.get("Pid") or 0
-    if not (state.get("Running") and pid > 0 and start_ticks(pid) == state.get("PidStartTime")):
+    if not is_running(state):
         raise OverlaykitError(f"{command}: container {container.name} is not running")
+    pid = state["Pid"]
     root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     namespaces = open_namespaces(pid, ("pid", *JOINED_IN_CHILD))
     try:
-        if start_ticks(pid) != state["PidStartTime"]:
+        if not is_running(state):
             raise OverlaykitError(f"{command}: container {container.name} is not running")
         user = resolve_user(root_fd, options.user if options.user is not None else config["User"],
                             command)

@@ -1,8 +1,8 @@
 """A created container's life after start: its true state, stop, kill, rm, inspect and the ps rows.
 
 state.json says what the supervisor last wrote; a supervisor killed with -9 leaves
-"running" behind. live_state checks the recorded pid against /proc (alive, not a zombie,
-the same start time, so not a reused pid) and reports the truth.
+"running" behind. live_state asks psutil about the recorded pid (containers.is_running:
+alive, not a zombie, the same start time, so not a reused pid) and reports the truth.
 """
 
 import os
@@ -10,7 +10,6 @@ import signal
 import time
 
 from overlaykit.errors import OverlaykitError
-from overlaykit.linux.proc import start_ticks
 from overlaykit.runtime.rootfs import ContainerLayers, remove_layers, unmount_tree
 from overlaykit.store import containers, overlay2
 from overlaykit.store.containers import Container
@@ -20,15 +19,10 @@ from overlaykit.store.lock import store_lock
 LOST_EXIT_CODE = 255  # the process is gone and nobody saw how it ended
 
 
-def is_alive(state: dict) -> bool:
-    pid = state.get("Pid") or 0
-    return bool(state.get("Running")) and pid > 0 and start_ticks(pid) == state.get("PidStartTime")
-
-
 def live_state(container: Container) -> dict:
     """The container's state as it is now, not as last recorded."""
     state = container.state
-    if state.get("Running") and not is_alive(state):
+    if state.get("Running") and not containers.is_running(state):
         return {**state, "Status": "exited", "Running": False, "Pid": 0,
                 "ExitCode": LOST_EXIT_CODE,
                 "Error": "the container's process ended while nobody watched it"}
@@ -71,7 +65,7 @@ def parse_signal(name: str, command: str) -> signal.Signals:
 
 def kill(layout: Layout, container: Container, sig: signal.Signals, command: str = "kill") -> None:
     """Send sig to the container's PID 1 (which, as in Docker, ignores what it has no handler for)."""
-    if not is_alive(container.state):
+    if not containers.is_running(container.state):
         raise OverlaykitError(f"{command}: container {container.name} is not running")
     os.kill(container.state["Pid"], sig)
 
@@ -79,30 +73,28 @@ def kill(layout: Layout, container: Container, sig: signal.Signals, command: str
 def stop(layout: Layout, container: Container, timeout: float) -> None:
     """SIGTERM, then SIGKILL after timeout seconds; returns once the exit is recorded."""
     state = container.state
-    if is_alive(state):
-        pid = state["Pid"]
-        os.kill(pid, signal.SIGTERM)
-        if not _wait_until(lambda: start_ticks(pid) != state["PidStartTime"], timeout):
+    if containers.is_running(state):
+        os.kill(state["Pid"], signal.SIGTERM)
+        if not _wait_until(lambda: not containers.is_running(state), timeout):
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(state["Pid"], signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _wait_until(lambda: start_ticks(pid) != state["PidStartTime"], 10)
+            _wait_until(lambda: not containers.is_running(state), 10)
     _settle(layout, container.id)
 
 
 def remove(layout: Layout, container: Container, force: bool, volumes: bool = False) -> None:
     """rm: a running container only with force (killed first); layers and record go (-v: anonymous volumes too)."""
-    if is_alive(container.state):
+    if containers.is_running(container.state):
         if not force:
             raise OverlaykitError(f"rm: cannot remove container {container.name}: it is running "
                                   f"(stop it first, or use -f)")
-        pid, ticks = container.state["Pid"], container.state["PidStartTime"]
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(container.state["Pid"], signal.SIGKILL)
         except ProcessLookupError:
             pass
-        _wait_until(lambda: start_ticks(pid) != ticks, 10)
+        _wait_until(lambda: not containers.is_running(container.state), 10)
         _settle(layout, container.id, timeout=2)
     remove_stopped(layout, container.id, volumes)
 

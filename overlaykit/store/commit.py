@@ -35,12 +35,6 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-def is_running(state: dict) -> bool:
-    import psutil
-    pid = state.get("Pid") or 0
-    return bool(state.get("Running")) and pid > 0 and psutil.pid_exists(pid)
-
-
 def commit(layout: Layout, container_ref: str, ref: str | None = None, message: str = "",
            change_lines: tuple[str, ...] = (), author: str = "") -> StoredImage:
     """Commit the container's changes as a new image, tagged ref if given."""

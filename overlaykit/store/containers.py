@@ -59,6 +59,27 @@ def parse_timestamp(value: str) -> float | None:
     return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
 
 
+def is_running(state: dict) -> bool:
+    """The recorded PID 1 is alive: psutil finds it, not a zombie, started when recorded (not a
+    later process that got its pid).
+
+    The start is compared as clock ticks after boot, as recorded: psutil's create_time is
+    that plus the boot time, which moves when the wall clock is stepped.
+    """
+    pid = state.get("Pid") or 0
+    if not (state.get("Running") and pid > 0):
+        return False
+    import psutil
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        since_boot = process.create_time() - psutil.boot_time()
+    except psutil.NoSuchProcess:
+        return False
+    return round(since_boot * os.sysconf("SC_CLK_TCK")) == state.get("PidStartTime")
+
+
 def created_state() -> dict:
     return {"Status": "created", "Running": False, "Pid": 0, "PidStartTime": 0, "ExitCode": 0,
             "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}

@@ -10,7 +10,7 @@ container creation that holds the lock is ever half-way through when it looks.
 import os
 import shutil
 
-from overlaykit.store import layers, overlay2
+from overlaykit.store import containers, layers, overlay2
 from overlaykit.store.files import read_json, read_text
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -30,16 +30,6 @@ def prune(layout: Layout) -> list[str]:
         return done
 
 
-def _pid_alive(pid: int, start_time: int) -> bool:
-    """pid runs and (when start_time is known) is the same process, not a reused pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return not start_time or int(fields[19]) == start_time
-
-
 def _running_layers(layout: Layout) -> set[str]:
     """Cache IDs of the writable layers of containers whose PID 1 is alive."""
     live = set()
@@ -50,8 +40,7 @@ def _running_layers(layout: Layout) -> set[str]:
     for name in names:
         config = read_json(layout.container_config(name), {}) or {}
         state = read_json(layout.container_state(name), {}) or {}
-        pid = state.get("Pid") or 0
-        if config.get("RWLayer") and pid > 0 and _pid_alive(pid, state.get("PidStartTime") or 0):
+        if config.get("RWLayer") and containers.is_running(state):
             live.add(config["RWLayer"])
     return live
 
