@@ -1,12 +1,15 @@
 """`load` of the four real archives and of archives built here: what lands in the store,
 checked on disk and through a real read-only overlay mount of the stored layers."""
 
+import errno
 import hashlib
+import io
 import json
 import os
 import stat
 import subprocess
 import sys
+import tarfile
 
 import pytest
 
@@ -14,7 +17,8 @@ from archives import (OciLayout, config_for, layer_tar, read_tar, store_snapshot
                       write_tar)
 from conftest import ARCHIVES, FIXTURES
 from overlaykit.linux.mount import MNT_DETACH, umount
-from overlaykit.linux.overlay import mount_overlay
+from overlaykit.linux.mountinfo import mounts
+from overlaykit.linux.overlay import mount_view
 from overlaykit.store import images, layers, overlay2
 from overlaykit.store.load import load_archive
 
@@ -64,7 +68,7 @@ def merged(tmp_path):
     mounted = []
 
     def mount(layout, image):
-        mount_overlay(overlay2.mount_spec(layout, image.top_cache_id, readonly=True), str(target))
+        mount_view(overlay2.mount_spec(layout, image.top_cache_id, readonly=True), str(target))
         mounted.append(str(target))
         return str(target)
     yield mount
@@ -275,3 +279,23 @@ def test_killed_load_leaves_nothing_visible_and_prune_clears_it(layout, cli, fix
     assert os.listdir(layout.staging) == []
     cli("load", fixture_path("demo-docker.tar"), check=True)
     assert len(layers.stored_chain_ids(layout)) == 3
+
+
+def test_view_of_a_one_layer_image_is_its_layer_bound_read_only(layout, cli, merged, tmp_path):
+    """The kernel refuses an overlay of one lower without an upper; mount_view binds that layer."""
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        info = tarfile.TarInfo("etc/motd")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"one\n"))
+    cli("import", str(rootfs), "one:1", check=True)
+    image = images.resolve(layout, "one:1")
+    assert len(image.chain_ids) == 1
+    target = merged(layout, image)
+    assert open(os.path.join(target, "etc", "motd")).read() == "one\n"
+    with pytest.raises(OSError) as refused:
+        open(os.path.join(target, "new"), "w")
+    assert refused.value.errno == errno.EROFS
+    (entry,) = [m for m in mounts() if m.mount_point == target]
+    assert entry.fstype != "overlay" and "ro" in entry.options.split(",")
+    assert not os.path.exists(os.path.join(layout.layer_diff(image.top_cache_id), "new"))

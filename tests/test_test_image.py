@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from overlaykit.linux.mount import MNT_DETACH, umount
-from overlaykit.linux.overlay import mount_overlay
+from overlaykit.linux.overlay import mount_view
 from overlaykit.store import overlay2
 
 SCRIPT = Path(__file__).parent.parent / "scripts" / "build-test-image.py"
@@ -100,7 +100,7 @@ def union(image, tmp_path, cli, layout):
     cache_ids = [Path(layout.chain_dir(c), "cache-id").read_text().strip() for c in chains]
     target = tmp_path / "union"
     target.mkdir()
-    mount_overlay(overlay2.mount_spec(layout, cache_ids[-1], readonly=True), str(target))
+    mount_view(overlay2.mount_spec(layout, cache_ids[-1], readonly=True), str(target))
     try:
         yield target, [Path(layout.layer_diff(c)) for c in cache_ids]
     finally:

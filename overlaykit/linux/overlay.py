@@ -10,7 +10,7 @@ import errno
 import os
 from dataclasses import dataclass
 
-from overlaykit.linux.mount import mount
+from overlaykit.linux.mount import bind, mount
 from overlaykit.linux.newmount import mount_fs
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -75,6 +75,22 @@ def mount_overlay(spec: OverlaySpec, target: str) -> str:
         os.fchdir(cwd)
         os.close(cwd)
     return "relative"
+
+
+def mount_view(spec: OverlaySpec, target: str) -> str:
+    """Mount spec's lowers (no upper) read-only at target; returns mount_overlay's path, or "bind".
+
+    Without an upper the kernel wants at least two lowers; a single layer is its own view,
+    so its directory is bound read-only (Docker's overlay2 likewise hands out a base layer's
+    diff/ as it is).
+    """
+    if spec.upper is not None:
+        raise ValueError("a view has no upper layer")
+    if len(spec.lowers) == 1:
+        bind(os.path.join(spec.base, spec.lowers[0]), os.path.abspath(target), recursive=False,
+             readonly=True)
+        return "bind"
+    return mount_overlay(spec, target)
 
 
 def supports_lowerdir_plus() -> bool:

@@ -76,7 +76,7 @@ def readonly_view(layout: Layout, fs: ContainerFs) -> Iterator[str]:
     overlay; what it writes meanwhile may or may not show.
     """
     from overlaykit.linux.mount import MNT_DETACH, umount
-    from overlaykit.linux.overlay import OverlaySpec, mount_overlay
+    from overlaykit.linux.overlay import OverlaySpec, mount_view
 
     if not fs.image_lowers:
         yield fs.upper
@@ -84,7 +84,7 @@ def readonly_view(layout: Layout, fs: ContainerFs) -> Iterator[str]:
     os.makedirs(layout.staging, exist_ok=True)
     target = tempfile.mkdtemp(prefix="export-", dir=layout.staging)
     try:
-        mount_overlay(OverlaySpec(base="/", lowers=(fs.upper, *fs.image_lowers)), target)
+        mount_view(OverlaySpec(base="/", lowers=(fs.upper, *fs.image_lowers)), target)
         try:
             yield target
         finally:

@@ -89,7 +89,7 @@ def create(layout: Layout, parent: str | None, writable: bool = False) -> str:
 
 
 def mount_spec(layout: Layout, cache_id: str, readonly: bool = False) -> OverlaySpec:
-    """The overlay for a writable layer (or, readonly, a view of a layer and its parents)."""
+    """The overlay for a writable layer (or, readonly, a view of a layer and its parents, for mount_view)."""
     if readonly:
         return OverlaySpec(base=layout.overlay2, lowers=tuple(lower_chain(layout, cache_id)))
     lowers = tuple(read_text(layout.layer_lower_file(cache_id)).strip().split(":"))
