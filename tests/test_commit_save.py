@@ -141,7 +141,7 @@ def test_saving_the_same_image_twice_gives_the_same_bytes(cli, demo, tmp_path, f
 
 
 def test_an_image_made_here_keeps_its_id_through_save(cli, layout, rootfs, tmp_path):
-    """Layers made by import and commit repack to their diff IDs (loaded ones need not: see save.py)."""
+    """Layers made by import and commit are saved as the tars they were stored from (see test_tarsplit.py)."""
     (tmp_path / "rootfs.tar").write_bytes(rootfs)
     run_ok(cli, "import", str(tmp_path / "rootfs.tar"), "base:1")
     run_ok(cli, "run", "--name", "c", "base:1", "sh", "-c", "echo hi > /hi; rm -rf /opt/app; chmod 600 /etc/passwd")
