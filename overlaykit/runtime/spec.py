@@ -124,7 +124,8 @@ def container_config(image_config: dict, image_ref: str, options: RunOptions,
         raise OverlaykitError(f"{command}: no command specified")
     workdir = options.workdir if options.workdir is not None else image.get("WorkingDir") or "/"
     if not workdir.startswith("/"):
-        raise OverlaykitError(f"{command}: -w {workdir}: the working directory must be an absolute path")
+        where = "-w" if options.workdir is not None else "image WorkingDir"
+        raise OverlaykitError(f"{command}: {where} {workdir}: the working directory must be an absolute path")
     if options.network not in NETWORK_MODES:
         raise OverlaykitError(f"{command}: --network {options.network}: "
                               f"only {' and '.join(NETWORK_MODES)} are supported")

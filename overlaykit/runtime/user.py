@@ -8,6 +8,7 @@ a name must have one; supplementary groups come from /etc/group when no group is
 
 import errno
 import os
+import stat
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
@@ -22,17 +23,33 @@ class User:
     home: str
 
 
-def _read_entries(root_fd: int, path: str) -> list[list[str]]:
-    """The colon-separated lines of a file in the root; none when it does not exist."""
+MAX_FILE_SIZE = 16 << 20  # /etc/passwd or /etc/group; a real one with 100,000 users is ~6 MiB
+
+
+def _read_entries(root_fd: int, path: str, command: str) -> list[list[str]]:
+    """The colon-separated lines of a file in the root; none when it is missing or no regular file.
+
+    Looked at through O_PATH before it is opened, so a FIFO cannot hang the start and a device
+    node's driver is never called; a file too large for any real passwd is refused unread.
+    """
     try:
-        fd = open_in_root(root_fd, path, os.O_RDONLY)
+        fd = open_in_root(root_fd, path, os.O_PATH)
     except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
             return []
         raise
-    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
-        return [line.rstrip("\n").split(":") for line in f
-                if line.strip() and not line.startswith("#")]
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return []
+        if st.st_size > MAX_FILE_SIZE:
+            raise OverlaykitError(f"{command}: {path}: larger than {MAX_FILE_SIZE >> 20} MiB, not read")
+        with open(f"/proc/self/fd/{fd}", "rb") as f:  # the same inode, whatever the path holds now
+            text = f.read(MAX_FILE_SIZE).decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
+    return [line.split(":") for line in text.split("\n")
+            if line.strip() and not line.startswith("#")]
 
 
 def _number(text: str) -> int | None:
@@ -42,7 +59,7 @@ def _number(text: str) -> int | None:
 def resolve_user(root_fd: int, spec: str, command: str) -> User:
     """The uid, gid, supplementary groups and HOME that spec names in the root at root_fd."""
     user_part, _, group_part = (spec or "0").partition(":")
-    passwd = [e for e in _read_entries(root_fd, "/etc/passwd") if len(e) >= 7]
+    passwd = [e for e in _read_entries(root_fd, "/etc/passwd", command) if len(e) >= 7]
     uid_number = _number(user_part)
     entry = next((e for e in passwd if (e[0] == user_part if uid_number is None
                                         else _number(e[2]) == uid_number)), None)
@@ -52,7 +69,7 @@ def resolve_user(root_fd: int, spec: str, command: str) -> User:
     uid = uid_number if uid_number is not None else int(entry[2])
     gid = _number(entry[3]) if entry is not None and _number(entry[3]) is not None else 0
     home = entry[5] if entry is not None and entry[5] else "/"
-    groups_file = [e for e in _read_entries(root_fd, "/etc/group") if len(e) >= 4]
+    groups_file = [e for e in _read_entries(root_fd, "/etc/group", command) if len(e) >= 4]
     groups: tuple[int, ...] = ()
     if group_part:
         gid_number = _number(group_part)
