@@ -15,7 +15,7 @@ from overlaykit.linux.namespaces import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS
                                          sethostname, unshare)
 from overlaykit.linux.pivot import pivot_into
 from overlaykit.runtime.dev import make_dev
-from overlaykit.runtime.mounts import mount_all
+from overlaykit.runtime.mounts import make_dirs, mount_all
 from overlaykit.runtime.network import bring_up_loopback
 from overlaykit.runtime.process import apply_user, exec_command
 from overlaykit.runtime.rootfs import (bind_etc_files, bind_rootfs, make_mounts_private,
@@ -31,10 +31,13 @@ def enter_namespaces(network: str) -> None:
     unshare(flags if network == "host" else flags | CLONE_NEWNET)
 
 
-def enter_workdir(workdir: str) -> None:
-    """Docker makes a missing working directory (owned by root) before the command starts."""
-    os.makedirs(workdir, 0o755, exist_ok=True)
-    os.chdir(workdir)
+def make_workdir(root_fd: int, workdir: str) -> None:
+    """Docker makes a missing working directory (owned by root) before the command starts.
+
+    Made inside the root like a mount target: a dangling symlink on the way (WORKDIR /out,
+    /out -> ../../host/dir) is followed as the container would see it and made there.
+    """
+    os.close(make_dirs(root_fd, workdir))
 
 
 def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
@@ -47,12 +50,13 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
     make_dev(root)
     mount_sys(root)
     bind_etc_files(root, spec.etc_files)
+    make_workdir(root, spec.workdir)
     os.close(root)
     sethostname(spec.hostname)
     if spec.network == "none":
         bring_up_loopback()
     pivot_into(spec.rootfs)
-    enter_workdir(spec.workdir)
+    os.chdir(spec.workdir)
     if spec.read_only:
         make_root_readonly()
     if spec.tty:

@@ -15,7 +15,8 @@ from typing import Sequence
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import MS_BIND, MS_RDONLY, MS_REC, mount, remount_bind, set_propagation
 from overlaykit.linux.newmount import MOUNT_ATTR_RDONLY, mount_setattr
-from overlaykit.linux.openat2 import open_in_root
+from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+                                      open_in_root, openat2)
 from overlaykit.runtime.mountspec import MountSpec, inspect_entry, tmpfs_arguments
 from overlaykit.store import volumes
 from overlaykit.store.layout import Layout
@@ -215,61 +216,90 @@ def copy_up(target: int, volume_dir: str) -> None:
             return
         src = os.open(_proc_fd(target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            copy_tree(src, dst, dst, "", {})
-            _copy_attributes(src, dst, os.fstat(src))
+            copy_tree(src, dst)
         finally:
             os.close(src)
     finally:
         os.close(dst)
 
 
-def copy_tree(src: int, dst: int, dst_root: int, rel: str, links: dict[tuple[int, int], str]) -> None:
-    """Copy directory src's entries into dst, by fd only: modes, owners, times, xattrs, symlinks, hard links."""
-    for name in sorted(os.listdir(src)):
-        st = os.stat(name, dir_fd=src, follow_symlinks=False)
-        path = f"{rel}/{name}".lstrip("/")
-        key = (st.st_dev, st.st_ino)
-        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1 and key in links:
-            os.link(links[key], name, src_dir_fd=dst_root, dst_dir_fd=dst, follow_symlinks=False)
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            os.mkdir(name, 0o700, dir_fd=dst)
-            s_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
-            d_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
-            try:
-                copy_tree(s_fd, d_fd, dst_root, path, links)
-                _copy_attributes(s_fd, d_fd, st)
-            finally:
-                os.close(s_fd)
-                os.close(d_fd)
-        elif stat.S_ISREG(st.st_mode):
-            s_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
-            d_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                           0o600, dir_fd=dst)
-            try:
-                while os.sendfile(d_fd, s_fd, None, 1 << 30):
-                    pass
-                _copy_attributes(s_fd, d_fd, st)
-            finally:
-                os.close(s_fd)
-                os.close(d_fd)
-        elif stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
-            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
-            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
-        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
-            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
-            d_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
-            try:
-                os.chown(_proc_fd(d_fd), st.st_uid, st.st_gid)
-                os.chmod(_proc_fd(d_fd), stat.S_IMODE(st.st_mode))
-                os.utime(_proc_fd(d_fd), ns=(st.st_atime_ns, st.st_mtime_ns))
-            finally:
-                os.close(d_fd)
-        else:
-            continue  # a socket means nothing without its listener; Docker skips it too
-        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
-            links[key] = path
+def _open_dir_beneath(root: int, rel: str) -> int:
+    """Directory rel below root, reached without following any symlink (a swapped-in link fails)."""
+    return openat2(root, rel or ".", os.O_RDONLY | os.O_DIRECTORY,
+                   resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+
+
+def copy_tree(src_root: int, dst_root: int) -> None:
+    """Copy the tree at src_root into dst_root by fd: modes, owners, times, xattrs, symlinks, hard links.
+
+    No recursion and one directory open at a time, so an image's 2000-deep directory chain
+    costs neither stack nor file descriptors; directories get their attributes last, deepest
+    first, once nothing more is made in them. A symlink is copied as a link, never followed;
+    a FIFO or device is made with mknod, never opened.
+    """
+    links: dict[tuple[int, int], str] = {}
+    pending = [""]                                 # directories to fill, relative to the roots
+    finish: list[tuple[str, os.stat_result]] = [("", os.fstat(src_root))]
+    while pending:
+        rel = pending.pop()
+        src, dst = _open_dir_beneath(src_root, rel), _open_dir_beneath(dst_root, rel)
+        try:
+            for name in sorted(os.listdir(src)):
+                path = f"{rel}/{name}".lstrip("/")
+                st = os.stat(name, dir_fd=src, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    os.mkdir(name, 0o700, dir_fd=dst)
+                    pending.append(path)
+                    finish.append((path, st))
+                else:
+                    _copy_entry(src, dst, dst_root, name, path, st, links)
+        finally:
+            os.close(src)
+            os.close(dst)
+    for rel, st in reversed(finish):
+        src, dst = _open_dir_beneath(src_root, rel), _open_dir_beneath(dst_root, rel)
+        try:
+            _copy_attributes(src, dst, st)
+        finally:
+            os.close(src)
+            os.close(dst)
+
+
+def _copy_entry(src: int, dst: int, dst_root: int, name: str, path: str, st: os.stat_result,
+                links: dict[tuple[int, int], str]) -> None:
+    """Copy one non-directory; one met again by inode becomes a hard link to the first copy."""
+    key = (st.st_dev, st.st_ino)
+    if st.st_nlink > 1 and key in links:
+        os.link(links[key], name, src_dir_fd=dst_root, dst_dir_fd=dst, follow_symlinks=False)
+        return
+    if stat.S_ISREG(st.st_mode):
+        s_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=src)
+        d_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       0o600, dir_fd=dst)
+        try:
+            while os.sendfile(d_fd, s_fd, None, 1 << 30):
+                pass
+            _copy_attributes(s_fd, d_fd, st)
+        finally:
+            os.close(s_fd)
+            os.close(d_fd)
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+        d_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
+        try:
+            os.chown(_proc_fd(d_fd), st.st_uid, st.st_gid)
+            os.chmod(_proc_fd(d_fd), stat.S_IMODE(st.st_mode))
+            os.utime(_proc_fd(d_fd), ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(d_fd)
+    else:
+        return  # a socket means nothing without its listener; Docker skips it too
+    if st.st_nlink > 1:
+        links[key] = path
 
 
 def _copy_attributes(src: int, dst: int, st: os.stat_result) -> None:

@@ -1,0 +1,214 @@
+"""Every image is hostile: what its layers and config name stays inside the container's root.
+
+Each image here is demo:1 with one crafted layer on top (built with tarbuilder, so it can
+hold what no honest tool writes) or a config changed. Each test checks the effect inside
+the container or the exact error line, that a canary on the host is untouched, and that
+nothing is left mounted under the test's directory.
+"""
+
+import gzip
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from overlaykit.linux.mountinfo import mounts_under
+import tarbuilder as tb
+from archives import OciLayout, digest, write_tar
+
+CANARY_TEXT = "host canary\n"
+HOST_PASSWD = "hostonly:x:4242:4242:host:/hostonly:/bin/sh\n"
+
+
+@pytest.fixture
+def canary(tmp_path):
+    """A host directory with one file: the tests check it is neither read, written nor mounted on."""
+    d = tmp_path / "canary"
+    d.mkdir()
+    (d / "passwd").write_text(HOST_PASSWD)
+    (d / "secret").write_text(CANARY_TEXT)
+    return d
+
+
+def _canary_intact(canary) -> bool:
+    return (sorted(os.listdir(canary)) == ["passwd", "secret"]
+            and (canary / "secret").read_text() == CANARY_TEXT
+            and (canary / "passwd").read_text() == HOST_PASSWD)
+
+
+def _nothing_mounted(tmp_path) -> bool:
+    return [m.mount_point for m in mounts_under(str(tmp_path))] == []
+
+
+def _up(host_path) -> str:
+    """host_path as a relative link target that climbs out of any root: ../../.. then the path."""
+    return "../" * 20 + str(host_path).lstrip("/")
+
+
+def _demo_parts(fixture_path) -> tuple[dict, list[bytes]]:
+    with tarfile.open(fixture_path("demo-docker.tar")) as tar:
+        (manifest,) = json.loads(tar.extractfile("manifest.json").read())
+        config = json.loads(tar.extractfile(manifest["Config"]).read())
+        layers = [tar.extractfile(name).read() for name in manifest["Layers"]]
+    return config, layers
+
+
+@pytest.fixture
+def hostile(cli, fixture_path, tmp_path):
+    """Load demo:1 plus a layer of entries (and config changes) as an image; returns its name."""
+    count = [0]
+
+    def make(*entries: tb.Entry, layer: bytes | None = None, **config_changes) -> str:
+        config, layers = _demo_parts(fixture_path)
+        top = layer if layer is not None else tb.build(*entries)
+        layers.append(top)
+        config["rootfs"]["diff_ids"].append(digest(top))
+        config["config"].update(config_changes)
+        count[0] += 1
+        name = f"hostile:{count[0]}"
+        oci = OciLayout()
+        oci.add(oci.manifest(layers, config), ref=name)
+        cli("load", write_tar(str(tmp_path / f"hostile{count[0]}.tar"), oci.all_files()), check=True)
+        return name
+    return make
+
+
+def _container(layout, cli, name: str) -> dict:
+    (data,) = json.loads(cli("inspect", name, check=True).stdout)
+    return data
+
+
+def _upper(cli, name: str) -> str:
+    (data,) = json.loads(cli("inspect", name, check=True).stdout)
+    return data["GraphDriver"]["Data"]["UpperDir"]
+
+
+# --- /etc/passwd and /etc/group ------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["absolute", "relative"])
+def test_passwd_symlinked_to_a_host_file_is_read_inside_the_root(cli, hostile, canary, tmp_path,
+                                                                  target):
+    host_file = canary / "passwd"
+    link = str(host_file) if target == "absolute" else _up(host_file)
+    image = hostile(tb.symlink("etc/passwd", link), tb.symlink("etc/group", link))
+    out = cli("run", "--rm", "-u", "hostonly", image, "true")
+    assert (out.returncode, out.stderr) == (
+        1, "overlaykit: run: unable to find user hostonly: no matching entries in passwd file\n")
+    out = cli("run", "--rm", "-u", "1000:hostonly", image, "true")
+    assert out.stderr == ("overlaykit: run: unable to find group hostonly: "
+                          "no matching entries in group file\n")
+    out = cli("run", "--rm", image, "sh", "-c", "echo $HOME; cat /etc/passwd", check=False)
+    assert out.stdout == "/\n"  # the link dangles inside the root: no user, no content
+    assert _canary_intact(canary) and _nothing_mounted(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "chardev"])
+def test_passwd_that_is_no_regular_file_counts_as_missing_and_never_hangs(cli, hostile, tmp_path,
+                                                                          kind):
+    make = {"fifo": tb.fifo, "directory": tb.directory,
+            "chardev": lambda name: tb.chardev(name, 1, 5)}[kind]  # /dev/zero: never ends
+    image = hostile(make("etc/passwd"), make("etc/group"))
+    out = cli("run", "--rm", "-u", "app", image, "true", timeout=30)
+    assert (out.returncode, out.stderr) == (
+        1, "overlaykit: run: unable to find user app: no matching entries in passwd file\n")
+    uid = "echo $HOME $(grep ^Uid /proc/self/status | cut -f2)"  # id would read the fifo itself
+    out = cli("run", "--rm", image, "sh", "-c", uid, timeout=30)
+    assert out.stdout == "/ 0\n"
+    out = cli("run", "--rm", "-u", "1000:1000", image, "sh", "-c", uid, timeout=30)
+    assert out.stdout == "/ 1000\n"
+    assert _nothing_mounted(tmp_path)
+
+
+def test_huge_passwd_is_refused_in_one_line_without_reading_it(cli, demo, layout, tmp_path):
+    cli("create", "--name", "big", "-u", "app", demo, "true", check=True)
+    passwd = os.path.join(_upper(cli, "big"), "etc", "passwd")
+    os.makedirs(os.path.dirname(passwd), exist_ok=True)
+    with open(passwd, "wb") as f:  # what `truncate -s 64G /etc/passwd` leaves in the upper dir
+        f.truncate(64 << 30)
+    out = cli("start", "-a", "big", timeout=30)
+    assert (out.returncode, out.stderr) == (
+        1, "overlaykit: start: /etc/passwd: larger than 16 MiB, not read\n")
+    assert _nothing_mounted(tmp_path)
+
+
+def test_home_through_a_symlink_out_stays_in_the_container(cli, hostile, canary, tmp_path):
+    image = hostile(tb.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+                                          b"evil:x:1000:1000::/home/evil:/bin/sh\n"),
+                    tb.directory("home"), tb.symlink("home/evil", str(canary)))
+    out = cli("run", "--rm", "-u", "evil", image, "sh", "-c",
+              'echo $HOME; ls -A $HOME; touch $HOME/x', check=False)
+    assert out.stdout == "/home/evil\n"  # the link dangles in the root
+    assert _canary_intact(canary) and _nothing_mounted(tmp_path)
+
+
+# --- WORKDIR ---------------------------------------------------------------------------------
+
+def test_workdir_through_symlinks_lands_inside_the_root(cli, hostile, canary, tmp_path):
+    image = hostile(tb.symlink("to-etc", "/etc"), tb.symlink("out", _up(canary)),
+                    WorkingDir="/to-etc")
+    out = cli("run", "--rm", image, "sh", "-c", "pwd -P; grep -c app passwd", check=True)
+    assert out.stdout == "/etc\n1\n"
+    out = cli("run", "--rm", "-w", "/out/sub", image, "sh", "-c", "pwd -P; touch made", check=True)
+    assert out.stdout == "/" + _up(canary).replace("../", "") + "/sub\n"  # made inside the root
+    out = cli("run", "--rm", "-w", "/opt/../../../../etc", image, "pwd", check=True)
+    assert out.stdout == "/etc\n"
+    assert _canary_intact(canary) and _nothing_mounted(tmp_path)
+
+
+def test_relative_image_workdir_is_refused_in_one_line(cli, hostile, tmp_path):
+    image = hostile(WorkingDir="../../etc")
+    out = cli("run", "--rm", image, "pwd")
+    assert (out.returncode, out.stderr) == (
+        1, "overlaykit: run: image WorkingDir ../../etc: the working directory must be an "
+           "absolute path\n")
+    assert json.loads(cli("ps", "-a", "--json", check=True).stdout) == []
+
+
+# --- VOLUME ----------------------------------------------------------------------------------
+
+def test_volumes_through_symlinks_are_made_and_filled_inside_the_root(cli, hostile, layout, canary,
+                                                                      tmp_path):
+    image = hostile(tb.symlink("data", "/etc"), tb.symlink("out", _up(canary)),
+                    Volumes={"/data": {}, "/out": {}, "/opt/../../../x": {}})
+    out = cli("run", "--name", "v", image, "sh", "-c",
+              "grep -c app /etc/passwd; cut -d' ' -f5 /proc/self/mountinfo | grep -x /etc; "
+              "touch /out/written; ls -d /x", check=True)
+    assert out.stdout == "1\n/etc\n/x\n"
+    mounts = {m["Destination"]: m["Source"] for m in _container(layout, cli, "v")["Mounts"]}
+    assert sorted(mounts) == ["/data", "/out", "/x"]
+    assert "passwd" in os.listdir(mounts["/data"])  # the image's /etc, copied up
+    assert os.listdir(mounts["/out"]) == ["written"]
+    assert _canary_intact(canary) and _nothing_mounted(tmp_path)
+
+
+def test_volume_copy_up_copies_links_fifos_and_devices_as_they_are(cli, hostile, layout, canary,
+                                                                   tmp_path):
+    image = hostile(tb.directory("vol"), tb.symlink("vol/abs", str(canary / "secret")),
+                    tb.symlink("vol/rel", _up(canary / "secret")), tb.fifo("vol/pipe"),
+                    tb.chardev("vol/zero", 1, 5), tb.hardlink("vol/abs2", "vol/abs"),
+                    Volumes={"/vol": {}})
+    cli("run", "--name", "c", image, "true", check=True, timeout=30)
+    (data,) = [m["Source"] for m in _container(layout, cli, "c")["Mounts"]]
+    assert os.readlink(os.path.join(data, "abs")) == str(canary / "secret")
+    assert os.readlink(os.path.join(data, "rel")) == _up(canary / "secret")
+    assert stat.S_ISFIFO(os.lstat(os.path.join(data, "pipe")).st_mode)
+    assert os.lstat(os.path.join(data, "zero")).st_rdev == os.makedev(1, 5)
+    assert _canary_intact(canary) and _nothing_mounted(tmp_path)
+
+
+def test_volume_copy_up_of_a_deep_tree_does_not_recurse(cli, hostile, layout, tmp_path):
+    depth = 1500  # deeper than Python's recursion limit; "d/" * 1500 stays under PATH_MAX
+    entries = [tb.directory("vol/" + "d/" * n) for n in range(depth)] + [
+        tb.file("vol/" + "d/" * depth + "leaf", b"deep\n")]
+    image = hostile(*entries, Volumes={"/vol": {}})
+    out = cli("run", "--name", "c", image, "true", timeout=120)
+    assert (out.returncode, out.stderr) == (0, "")
+    (data,) = [m["Source"] for m in _container(layout, cli, "c")["Mounts"]]
+    with open(os.path.join(data, *["d"] * depth, "leaf")) as f:
+        assert f.read() == "deep\n"
+    assert _nothing_mounted(tmp_path)
