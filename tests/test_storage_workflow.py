@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from overlaykit.linux.mountinfo import mounts_under
+from overlaykit.linux.mount import bind, set_propagation, tmpfs
+from overlaykit.linux.mountinfo import mounts, mounts_under
 
 
 def _inspect(cli, name: str) -> dict:
@@ -167,13 +168,56 @@ def test_nocopy_volume_and_bind_mount_are_not_filled(cli, demo, layout, tmp_path
     assert os.listdir(layout.volume_data("bare")) == [] and os.listdir(tmp_path / "empty") == []
 
 
+def _own_mount(path, propagation: str) -> str:
+    """path made a mount point of its own on the host with that propagation (the layout fixture
+    unmounts it)."""
+    path.mkdir()
+    bind(str(path), str(path), recursive=False)
+    set_propagation(str(path), propagation)
+    return str(path)
+
+
+def _optional_fields(mountinfo: str) -> dict[str, list[str]]:
+    return {line.split()[4]: line.split(" - ")[0].split()[6:] for line in mountinfo.splitlines()}
+
+
 def test_bind_propagation_shows_in_the_containers_mountinfo(cli, demo, tmp_path):
-    (tmp_path / "p").mkdir()
-    proc = cli("run", "--rm", "--mount", f"type=bind,src={tmp_path / 'p'},dst=/shared,bind-propagation=rshared",
-               "-v", f"{tmp_path / 'p'}:/private", demo, "cat", "/proc/self/mountinfo", check=True)
-    fields = {line.split()[4]: line.split(" - ")[0].split()[6:] for line in proc.stdout.splitlines()}
+    source = _own_mount(tmp_path / "p", "shared")
+    proc = cli("run", "--rm", "--mount", f"type=bind,src={source},dst=/shared,bind-propagation=rshared",
+               "-v", f"{source}:/private", demo, "cat", "/proc/self/mountinfo", check=True)
+    fields = _optional_fields(proc.stdout)
     assert len(fields["/shared"]) == 1 and fields["/shared"][0].startswith("shared:")
     assert fields["/private"] == []
+
+
+def test_rslave_bind_sees_host_mounts_made_after_start_and_rprivate_does_not(cli, demo, tmp_path):
+    """Docker's rootfs propagation: with an rslave bind the container's "/" is rslave, so its
+    copy of the source keeps the host's mount as master; rprivate cuts that link."""
+    source = _own_mount(tmp_path / "src", "shared")
+    os.mkdir(os.path.join(source, "late"))
+    for name, propagation in (("slave", "rslave"), ("private", "rprivate")):
+        cli("run", "-d", "--name", name, "--mount",
+            f"type=bind,src={source},dst=/data,bind-propagation={propagation}", demo, "sleep", "60",
+            check=True)
+    tmpfs(os.path.join(source, "late"))
+    seen = {name: _optional_fields(cli("exec", name, "cat", "/proc/self/mountinfo", check=True).stdout)
+            for name in ("slave", "private")}
+    assert seen["slave"]["/data"][0].startswith("master:")
+    assert "/data/late" in seen["slave"]
+    assert seen["private"]["/data"] == [] and "/data/late" not in seen["private"]
+    assert [m.propagation for m in mounts(_inspect(cli, "slave")["State"]["Pid"])
+            if m.mount_point == "/"][0] == ""  # merged/ itself stays private
+
+
+@pytest.mark.parametrize("propagation, kind", [("rshared", "a shared"), ("slave", "a shared or slave")])
+def test_shared_or_slave_bind_of_a_private_mount_is_refused_as_docker_does(cli, demo, tmp_path,
+                                                                          propagation, kind):
+    source = _own_mount(tmp_path / "src", "private")
+    option = f"--mount type=bind,src={source},dst=/data,bind-propagation={propagation}"
+    proc = cli("run", "--rm", *option.split(" ", 1), demo, "true")
+    assert (proc.returncode, proc.stderr) == (
+        1, f"overlaykit: run: --mount type=bind,target=/data,source={source},bind-propagation={propagation}: "
+           f"path {source} is mounted on {source} but it is not {kind} mount\n")
 
 
 def test_tmpfs_size_mode_and_owner_are_applied(cli, demo):

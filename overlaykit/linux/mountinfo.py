@@ -1,5 +1,6 @@
 """Parse /proc/<pid>/mountinfo."""
 
+import os
 from dataclasses import dataclass
 
 
@@ -50,6 +51,15 @@ def mounts_under(path: str, pid: int | str = "self") -> list[MountEntry]:
     found = [m for m in mounts(pid)
              if m.mount_point == path or m.mount_point.startswith(path + "/")]
     return sorted(found, key=lambda m: (m.mount_point.count("/"), m.mount_id), reverse=True)
+
+
+def mount_containing(path: str, pid: int | str = "self") -> MountEntry:
+    """The mount path lives on: the deepest mount point at or above its real path (the last
+    one mounted there, when several are stacked)."""
+    path = os.path.realpath(path)
+    found = [m for m in mounts(pid)
+             if path == m.mount_point or path.startswith(m.mount_point.rstrip("/") + "/")]
+    return max(reversed(found), key=lambda m: len(m.mount_point))
 
 
 def is_mounted(path: str) -> bool:

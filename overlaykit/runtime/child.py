@@ -18,8 +18,9 @@ from overlaykit.runtime.dev import make_dev
 from overlaykit.runtime.mounts import make_dirs, mount_all
 from overlaykit.runtime.network import bring_up_loopback
 from overlaykit.runtime.process import apply_user, exec_command
-from overlaykit.runtime.rootfs import (bind_etc_files, bind_rootfs, make_mounts_private,
-                                       make_root_readonly, mount_proc, mount_sys)
+from overlaykit.runtime.rootfs import (bind_etc_files, bind_rootfs, make_root_readonly,
+                                       mount_proc, mount_sys, root_propagation,
+                                       set_root_propagation)
 from overlaykit.runtime.spec import ContainerSpec, process_env
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
 from overlaykit.runtime.user import User
@@ -43,7 +44,7 @@ def make_workdir(root_fd: int, workdir: str) -> None:
 def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
                    command: str) -> NoReturn:
     enter_namespaces(spec.network)
-    make_mounts_private()
+    set_root_propagation(root_propagation(spec.mounts), spec.rootfs)
     root = bind_rootfs(spec.rootfs)
     mount_all(spec.rootfs, spec.mounts)
     mount_proc(root)

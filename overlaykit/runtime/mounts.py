@@ -14,6 +14,7 @@ from typing import Sequence
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import MS_BIND, MS_RDONLY, MS_REC, mount, remount_bind, set_propagation
+from overlaykit.linux.mountinfo import mount_containing
 from overlaykit.linux.newmount import MOUNT_ATTR_RDONLY, mount_setattr
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                                       open_in_root, openat2)
@@ -30,7 +31,7 @@ class ResolvedMount:
     destination: str           # absolute path inside the container
     source: str = ""           # bind: the host path; volume: its _data directory; tmpfs: ""
     readonly: bool = False
-    propagation: str = ""      # "" leaves the mount as it came (private in the container)
+    propagation: str = ""      # bind only ("" for volumes and tmpfs, which stay private)
     copy_up: bool = False      # volume: fill it from the image's content when it is empty
     tmpfs_options: tuple[str, ...] = ()
 
@@ -63,6 +64,7 @@ def resolve(layout: Layout, specs: Sequence[MountSpec]) -> list[ResolvedMount]:
                 if not spec.create_source:
                     raise OverlaykitError(f"{spec.option}: bind source path does not exist: {spec.source}")
                 os.makedirs(spec.source, mode=0o755)
+            check_source_propagation(spec)
             resolved.append(ResolvedMount("bind", spec.destination, spec.source, spec.readonly,
                                           spec.propagation))
         elif spec.type == "volume":
@@ -75,6 +77,21 @@ def resolve(layout: Layout, specs: Sequence[MountSpec]) -> list[ResolvedMount]:
             resolved.append(ResolvedMount("tmpfs", spec.destination, readonly=spec.readonly,
                                           tmpfs_options=spec.tmpfs_options))
     return resolved
+
+
+def check_source_propagation(spec: MountSpec) -> None:
+    """As Docker: a shared bind needs a shared source mount, a slave one a shared or slave one;
+    otherwise the container's copy would have no peer or master on the host to hear from."""
+    if spec.propagation in ("shared", "rshared"):
+        tags, kind = ("shared:",), "a shared"
+    elif spec.propagation in ("slave", "rslave"):
+        tags, kind = ("shared:", "master:"), "a shared or slave"
+    else:
+        return
+    entry = mount_containing(spec.source)
+    if not any(tag.startswith(tags) for tag in entry.propagation.split()):
+        raise OverlaykitError(f"{spec.option}: path {spec.source} is mounted on {entry.mount_point} "
+                              f"but it is not {kind} mount")
 
 
 def mount_all(root: str, mounts: Sequence[ResolvedMount]) -> None:
@@ -113,8 +130,8 @@ def mount_one(root_fd: int, m: ResolvedMount) -> None:
     try:
         if m.readonly and m.type != "tmpfs":
             make_readonly(mounted)
-        if m.propagation:
-            set_propagation(_proc_fd(mounted), m.propagation)
+        if m.type != "tmpfs":
+            set_propagation(_proc_fd(mounted), m.propagation or "rprivate")
     finally:
         os.close(mounted)
 

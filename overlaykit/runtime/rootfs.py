@@ -14,13 +14,13 @@ import errno
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from overlaykit.linux.mount import (MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY,
                                     bind, mount, remount_bind, set_propagation, umount)
 from overlaykit.linux.mountinfo import mounts_under
 from overlaykit.linux.overlay import mount_overlay
-from overlaykit.runtime.mounts import make_target
+from overlaykit.runtime.mounts import ResolvedMount, make_target
 from overlaykit.store import overlay2
 from overlaykit.store.layout import Layout
 
@@ -105,9 +105,26 @@ def unmount_tree(path: str) -> None:
 
 # --- in the container's mount namespace ---
 
-def make_mounts_private() -> None:
-    """Nothing the container mounts propagates back to the host, nor the host's into it."""
-    set_propagation("/", "rprivate")
+def root_propagation(mounts: Sequence[ResolvedMount]) -> str:
+    """Docker's propagation for the container's "/" (moby's daemon/oci_linux.go): shared when
+    a bind asks for shared or rshared, rslave when one asks for slave or rslave, else rprivate.
+
+    A bind is only a peer or a slave of the host's mount if the copy of that mount in the
+    container's namespace still is one when it is bound: rprivate would cut the link first.
+    """
+    asked = {m.propagation for m in mounts}
+    if asked & {"shared", "rshared"}:
+        return "shared"
+    if asked & {"slave", "rslave"}:
+        return "rslave"
+    return "rprivate"
+
+
+def set_root_propagation(mode: str, rootfs: str) -> None:
+    """"/" gets mode; merged/ is made private, as runc makes the rootfs's mount: pivot_root
+    refuses a shared one, and what the container mounts on it (/proc, /dev) stays its own."""
+    set_propagation("/", mode)
+    set_propagation(rootfs, "private")
 
 
 def bind_rootfs(path: str) -> int:
