@@ -44,7 +44,8 @@ bench: deps $(IMAGE)
 # in /var/cache/overlaykit-vm; the guest uses the image's venv instead of `make deps`.
 VM_PKGS  := qemu-system-x86 qemu-utils debootstrap cpio e2fsprogs
 VM_VENV  := VENV=/opt/overlaykit-venv
-VM_SMOKE_TESTS := tests/test_workbench.py tests/test_experiments.py tests/test_mounts.py tests/test_load.py
+VM_SMOKE_TESTS := tests/test_workbench.py tests/test_experiments.py tests/test_mounts.py tests/test_load.py \
+                  tests/test_storage_workflow.py
 
 vm-deps: deps
 	@missing=""; for p in $(VM_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -55,6 +56,12 @@ vm-test: vm-deps
 
 vm-smoke: vm-deps
 	scripts/vm/run.sh --timeout 1200 'make demo $(VM_VENV) && python -m pytest -q $(VM_SMOKE_TESTS)'
+	$(BIN)/python -m pytest -q -m vm -o addopts='' --basetemp=build/pytest-vm tests/test_vm.py
+
+# A local libvirt box from the same image (build/vagrant/overlaykit-local.box): no download at `vagrant up`.
+vagrant-box: vm-deps
+	@dpkg -s vagrant >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends vagrant; }
+	scripts/vm/vagrant-box.sh
 
 # The experiments on this kernel and on the guest's, in one table: build/experiments/REPORT.md
 experiments: vm-deps

@@ -22,7 +22,7 @@ def mount(lower: str | None, upper: str | None, work: str | None, options: tuple
         workbench.mount_tmpfs(target, options)
         click.echo(f"tmpfs on {target}")
         return
-    path = workbench.mount_layers(target, (lower or "").split(":") if lower else [], upper, work, options)
+    path = workbench.mount_layers(target, lower.split(":") if lower else [], upper, work, options)
     click.echo(f"overlay on {target} (mount path: {path})")
 
 

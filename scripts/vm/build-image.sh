@@ -108,7 +108,7 @@ done
 (cd "$TMP/initramfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$TMP/image/initramfs.gz"
 
 log "root disk"
-SIZE_MB=$(( $(du -sm "$ROOT" | cut -f1) * 13 / 10 + 256 ))
+SIZE_MB=$(( $(du -sm "$ROOT" | cut -f1) * 13 / 10 + 4096 ))  # sparse: room for /tmp
 mkfs.ext4 -q -L overlaykit-root -E root_owner=0:0 -d "$ROOT" "$TMP/image/root.img" "${SIZE_MB}M"
 echo "$KVER" > "$TMP/image/kernel-version"
 touch "$TMP/image/done"

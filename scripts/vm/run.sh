@@ -1,7 +1,8 @@
 #!/bin/sh
-# Boot a throwaway qemu guest from build-image.sh's image, run CMD as root in /src (the
-# checkout: shared read-only over 9p, made writable inside by an overlay with a tmpfs upper),
-# show its output, and exit with its exit code. Nothing is left running: qemu gets a timeout
+# Boot a throwaway qemu guest from build-image.sh's image, run CMD as root in /src (a snapshot
+# of the checkout: shared read-only over 9p, made writable inside by an overlay with a tmpfs upper),
+# show its output as it comes, and exit with its exit code (125: the guest never said; its
+# serial console, kernel messages and all, is shown then). Nothing is left running: qemu gets a timeout
 # and is killed on any exit. The guest has no network device at all.
 #
 #   run.sh [--out DIR] [--timeout SECONDS] CMD...
@@ -42,11 +43,22 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
+# A snapshot of the checkout (what git tracks or would track, as it is on disk now), so edits
+# made on the host while the guest runs cannot change files under the guest's overlay.
+mkdir "$RUN/src"
+if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git -C "$REPO" ls-files -z -co --exclude-standard \
+        | tar -C "$REPO" --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$RUN/src" -xf -
+else
+    tar -C "$REPO" --exclude=./.venv --exclude=./build --exclude=./.git -cf - . | tar -C "$RUN/src" -xf -
+fi
+
 SHARE=${OUT:-$RUN/out}
 mkdir -p "$SHARE"
 SHARE=$(cd "$SHARE" && pwd)
 rm -f "$SHARE/rc"
 printf '%s\n' "$*" > "$SHARE/cmd"
+: > "$SHARE/output"
 
 # qemu SECONDS ACCEL LOG APPEND [qemu args...]: one guest (run it with &), killed after SECONDS,
 # its serial console in LOG.
@@ -91,16 +103,17 @@ echo "run.sh: booting $(cat "$IMAGE/kernel-version") ($ACCEL) for: $*" >&2
 : > "$RUN/console.log"
 qemu "$TIMEOUT" "$ACCEL" "$RUN/console.log" "" \
     -drive "file=$IMAGE/root.img,format=raw,if=virtio,snapshot=on" \
-    -virtfs "local,path=$REPO,mount_tag=src,security_model=none,readonly=on" \
+    -virtfs "local,path=$RUN/src,mount_tag=src,security_model=none,readonly=on" \
     -virtfs "local,path=$SHARE,mount_tag=out,security_model=none" &
 QEMU_PID=$!
-# Show the console as it comes; tail stops when qemu (or its timeout) does.
-tail -n +1 -f --pid="$QEMU_PID" "$RUN/console.log" | tr -d '\r'
+# Show the output as it comes; tail stops when qemu (or its timeout) does.
+tail -n +1 -f --pid="$QEMU_PID" "$SHARE/output"
 wait "$QEMU_PID" || true
 QEMU_PID=""
 
 if [ ! -f "$SHARE/rc" ]; then
-    echo "run.sh: the guest reported no exit code (crash, or the ${TIMEOUT}s timeout)" >&2
+    tr -d '\r' < "$RUN/console.log" >&2
+    echo "run.sh: the guest reported no exit code (crash, or the ${TIMEOUT}s timeout); its console is above" >&2
     exit 125
 fi
 exit "$(cat "$SHARE/rc")"
