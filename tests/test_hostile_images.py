@@ -201,7 +201,7 @@ def test_volume_copy_up_copies_links_fifos_and_devices_as_they_are(cli, hostile,
     assert _canary_intact(canary) and _nothing_mounted(tmp_path)
 
 
-def test_volume_copy_up_of_a_deep_tree_does_not_recurse(cli, hostile, layout, tmp_path):
+def test_volume_copy_up_of_a_deep_tree_does_not_recurse(cli, hostile, layout, tmp_path, deep_cleanup):
     depth = 1500  # deeper than Python's recursion limit; "d/" * 1500 stays under PATH_MAX
     entries = [tb.directory("vol/" + "d/" * n) for n in range(depth)] + [
         tb.file("vol/" + "d/" * depth + "leaf", b"deep\n")]
@@ -211,4 +211,29 @@ def test_volume_copy_up_of_a_deep_tree_does_not_recurse(cli, hostile, layout, tm
     (data,) = [m["Source"] for m in _container(layout, cli, "c")["Mounts"]]
     with open(os.path.join(data, *["d"] * depth, "leaf")) as f:
         assert f.read() == "deep\n"
+    assert _nothing_mounted(tmp_path)
+
+
+@pytest.fixture
+def deep_cleanup(tmp_path):
+    """Remove what the test leaves under tmp_path with rm(1): pytest's own cleanup recurses."""
+    yield
+    subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path)], check=False)
+
+
+# --- device nodes ----------------------------------------------------------------------------
+
+def test_device_nodes_from_the_image_or_mknod_cannot_be_opened_but_dev_works(cli, hostile, tmp_path):
+    image = hostile(tb.directory("evil"), tb.chardev("evil/null", 1, 3),
+                    tb.chardev("evil/mem", 1, 1, mode=0o640), tb.blockdev("evil/disk", 7, 0))
+    script = ("for d in /evil/null /evil/mem /evil/disk; do head -c1 $d >/dev/null 2>&1 "
+              "&& echo open $d; done; "
+              "mknod /dev/m c 1 3 && mknod /opt/m c 1 3 && mknod /vol/m c 1 3 && mknod /tmp/m c 1 3 "
+              "&& echo made; for d in /dev/m /opt/m /vol/m /tmp/m; do echo x 2>/dev/null >$d && echo open $d; done; "
+              "echo x > /dev/null && head -c3 /dev/zero | wc -c; grep -Ec ' / / r[ow],nodev' /proc/self/mountinfo")
+    out = cli("run", "--rm", "-v", "vol:/vol", "--tmpfs", "/tmp", image, "sh", "-c", script, check=True)
+    assert out.stdout == "made\n3\n1\n"  # nothing opened but /dev's own nodes
+    out = cli("run", "--rm", "--read-only", image, "sh", "-c",  # a remount keeps nodev
+              "head -c1 /evil/mem || grep -Ec ' / / ro,nodev' /proc/self/mountinfo", check=True)
+    assert out.stdout == "1\n"
     assert _nothing_mounted(tmp_path)

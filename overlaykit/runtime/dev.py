@@ -1,19 +1,21 @@
 """The container's /dev: a tmpfs with the usual nodes, links, a devpts instance, /dev/shm, /dev/mqueue.
 
-Like Docker (runc): the device nodes are made with mknod (we are root in the host's user
-namespace), /dev/ptmx points into the container's own devpts instance, so a pty opened
-inside is /dev/pts/0, and /dev/console is a placeholder a tty is bound over.
+Docker (runc) makes the nodes with mknod and lets its device cgroup refuse every other
+device; we have no device cgroup, so the tmpfs is nodev and each node is the host's own
+(/dev/null, ...) bind-mounted over an empty file, as runc does where it cannot mknod: a
+node the container makes itself (Docker's capabilities include MKNOD) cannot be opened.
+/dev/ptmx points into the container's own devpts instance, so a pty opened inside is
+/dev/pts/0, and /dev/console is a placeholder a tty is bound over.
 """
 
 import os
-import stat
 
-from overlaykit.linux.mount import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_STRICTATIME, mount, tmpfs
+from overlaykit.linux.mount import (MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_STRICTATIME, bind, mount,
+                                    tmpfs)
 from overlaykit.linux.openat2 import open_in_root
 from overlaykit.runtime.rootfs import target_in_root
 
-DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
-           ("urandom", 1, 9), ("tty", 5, 0))
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
          ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
 
@@ -21,18 +23,18 @@ LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/pro
 def make_dev(root_fd: int) -> None:
     """Mount and fill /dev inside the root at root_fd."""
     with target_in_root(root_fd, "/dev") as target:
-        tmpfs(target, "mode=755,size=65536k", MS_NOSUID | MS_STRICTATIME)
+        tmpfs(target, "mode=755,size=65536k", MS_NOSUID | MS_NODEV | MS_STRICTATIME)
     dev = open_in_root(root_fd, "/dev", os.O_PATH | os.O_DIRECTORY)  # the new tmpfs
     try:
-        for name, major, minor in DEVICES:
-            os.mknod(name, stat.S_IFCHR | 0o666, os.makedev(major, minor), dir_fd=dev)
-            os.chmod(name, 0o666, dir_fd=dev)  # mknod's mode is cut by the umask
+        here = f"/proc/self/fd/{dev}"
+        for name in DEVICES:
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
+            bind(f"/dev/{name}", f"{here}/{name}", recursive=False)
         for name, target in LINKS:
             os.symlink(target, name, dir_fd=dev)
         os.close(os.open("console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=dev))
         for name in ("pts", "shm", "mqueue"):
             os.mkdir(name, 0o755, dir_fd=dev)
-        here = f"/proc/self/fd/{dev}"
         mount("devpts", f"{here}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
               "newinstance,ptmxmode=0666,mode=0620,gid=5")
         mount("shm", f"{here}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,

@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from overlaykit.errors import OverlaykitError
-from overlaykit.linux.mount import MS_BIND, MS_RDONLY, MS_REC, mount, remount_bind, set_propagation
+from overlaykit.linux.mount import (MS_BIND, MS_NODEV, MS_RDONLY, MS_REC, mount, remount_bind,
+                                    set_propagation)
 from overlaykit.linux.mountinfo import mount_containing
-from overlaykit.linux.newmount import MOUNT_ATTR_RDONLY, mount_setattr
+from overlaykit.linux.newmount import MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, mount_setattr
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                                       open_in_root, openat2)
 from overlaykit.runtime.mountspec import MountSpec, inspect_entry, tmpfs_arguments
@@ -128,8 +129,8 @@ def mount_one(root_fd: int, m: ResolvedMount) -> None:
         os.close(target)
     mounted = _reopen_mounted(root_fd, m.destination, beneath)
     try:
-        if m.readonly and m.type != "tmpfs":
-            make_readonly(mounted)
+        if m.type != "tmpfs":
+            restrict(mounted, m.readonly)
         if m.type != "tmpfs":
             set_propagation(_proc_fd(mounted), m.propagation or "rprivate")
     finally:
@@ -213,14 +214,20 @@ def _reopen_mounted(root_fd: int, destination: str, beneath: int) -> int:
     return fd
 
 
-def make_readonly(fd: int) -> None:
-    """Read-only for the mount and every mount under it (mount_setattr, 5.12+; the top alone before)."""
+def restrict(fd: int, readonly: bool) -> None:
+    """nodev, and ro if asked, for the mount and every mount under it (mount_setattr, 5.12+; the top alone before).
+
+    nodev because we have no device cgroup: a device node in a bind or volume, or one the
+    container makes there (Docker's default capabilities include MKNOD), must not open the
+    host's device. Docker's cgroup refuses the same opens.
+    """
+    attrs = MOUNT_ATTR_NODEV | (MOUNT_ATTR_RDONLY if readonly else 0)
     try:
-        mount_setattr(fd, attr_set=MOUNT_ATTR_RDONLY, recursive=True, what=f"read-only {_proc_fd(fd)}")
+        mount_setattr(fd, attr_set=attrs, recursive=True, what=f"nodev {_proc_fd(fd)}")
     except OSError as e:
         if e.errno != errno.ENOSYS:
             raise
-        remount_bind(_proc_fd(fd), MS_RDONLY)
+        remount_bind(_proc_fd(fd), MS_NODEV | (MS_RDONLY if readonly else 0))
 
 
 def copy_up(target: int, volume_dir: str) -> None:

@@ -128,8 +128,13 @@ def set_root_propagation(mode: str, rootfs: str) -> None:
 
 
 def bind_rootfs(path: str) -> int:
-    """Bind merged/ on itself (pivot_root wants a mount of this namespace); returns its fd."""
-    bind(path, path, recursive=True)
+    """Bind merged/ on itself (pivot_root wants a mount of this namespace), nodev; returns its fd.
+
+    nodev because we have no device cgroup to do Docker's job: a device node an image layer
+    holds (say a copy of /dev/mem, c 1:1), or one the container makes with mknod, cannot be
+    opened; the container's devices are on /dev, a separate mount.
+    """
+    bind(path, path, recursive=True, flags=MS_NODEV)
     return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
@@ -164,4 +169,4 @@ def bind_etc_files(root_fd: int, files: tuple[tuple[str, str], ...]) -> None:
 
 def make_root_readonly() -> None:
     """--read-only: the root mount only; /dev, /proc, /sys and the etc files stay as they are."""
-    remount_bind("/", MS_RDONLY)
+    remount_bind("/", MS_RDONLY | MS_NODEV)  # a remount sets every flag: keep nodev
