@@ -15,12 +15,16 @@ bytewise, parents first, PAX format, no atime/ctime, no user or group names; the
 written as it is read, one file at a time, so a layer is never held in memory.
 """
 
+import errno
 import os
 import stat
-from typing import BinaryIO, Callable, Collection
+from contextlib import contextmanager
+from typing import BinaryIO, Callable, Collection, Iterator
 
 from overlaykit.image.changes import is_opaque, is_whiteout, walk
 from overlaykit.image.whiteout import OPAQUE_MARKER, OVERLAY_XATTR_PREFIX, PREFIX
+from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+                                      openat2)
 
 _XATTR_KEY = "SCHILY.xattr."
 _BUFSIZE = 1 << 20
@@ -41,7 +45,8 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
 
     root = root.rstrip("/")
     seen: dict[tuple[int, int], str] = {}  # (dev, ino) -> first name, for hard links
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUFSIZE) as tar:
+    with _directory(root or "/") as root_fd, \
+            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUFSIZE) as tar:
         for path, st in walk(root, hidden):
             full = root + path
             name = path[1:]
@@ -63,11 +68,11 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
                     continue
             if stat.S_ISREG(st.st_mode):
                 info.type, info.size = tarfile.REGTYPE, st.st_size
-                try:
-                    with open(full, "rb") as f:
-                        tar.addfile(info, f)
-                except FileNotFoundError:  # deleted meanwhile in a running container
+                fd = _open_walked(root_fd, path, st)
+                if fd is None:  # deleted or replaced meanwhile in a running container
                     continue
+                with open(fd, "rb") as f:
+                    tar.addfile(info, f)
             elif stat.S_ISDIR(st.st_mode):
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)
@@ -85,6 +90,37 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
                 info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
                 info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
                 tar.addfile(info)
+
+
+@contextmanager
+def _directory(path: str) -> Iterator[int]:
+    fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _open_walked(root_fd: int, path: str, st: os.stat_result) -> int | None:
+    """An fd of the regular file the walk saw at path, or None if it is no longer there.
+
+    A running container can swap a directory on the way for a symlink (to /etc, say) or
+    the file for a FIFO between the walk's lstat and this open: resolved below root_fd with no
+    symlink followed, non-blocking, and checked to be the same inode, so neither a host
+    file nor a hang can get into the tar.
+    """
+    try:
+        fd = openat2(root_fd, path.lstrip("/"), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY,
+                     resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO):
+            return None
+        raise
+    now = os.fstat(fd)
+    if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)
+        return None
+    return fd
 
 
 def _info(tarfile, name: str, st: os.stat_result):
