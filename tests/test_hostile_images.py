@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -237,3 +238,83 @@ def test_device_nodes_from_the_image_or_mknod_cannot_be_opened_but_dev_works(cli
               "head -c1 /evil/mem || grep -Ec ' / / ro,nodev' /proc/self/mountinfo", check=True)
     assert out.stdout == "1\n"
     assert _nothing_mounted(tmp_path)
+
+
+# --- /proc, /sys, /dev and the etc files the runtime mounts over ------------------------------
+
+def test_image_links_where_proc_sys_dev_and_etc_files_go_change_nothing(cli, hostile, canary, tmp_path):
+    image = hostile(tb.symlink("proc", str(canary)), tb.symlink("sys", _up(canary)),
+                    tb.symlink("dev", str(canary)), tb.symlink("etc/hosts", str(canary / "secret")),
+                    tb.fifo("etc/hostname"), tb.directory("etc/resolv.conf"))
+    out = cli("run", "--rm", "--hostname", "box", image, "sh", "-c",
+              "cat /proc/1/comm /etc/hostname; ls /sys/class/net; head -c1 /dev/zero | wc -c",
+              check=True, timeout=30)
+    assert out.stdout == "sh\nbox\nlo\n1\n"  # the init layer's directories and files hide the links
+    assert _canary_intact(canary) and _nothing_mounted(tmp_path)
+
+
+def test_links_in_the_containers_own_upper_dir_land_inside_the_root_at_restart(cli, demo, canary,
+                                                                               tmp_path):
+    cli("create", "--name", "c", "--hostname", "box", demo, "sh", "-c",
+        "cat /proc/1/comm /etc/hostname; ls /sys/class/net", check=True)
+    upper = _upper(cli, "c")
+    os.symlink(str(canary), os.path.join(upper, "proc"))   # shadows the init layer's directory
+    os.symlink(_up(tmp_path / "sys"), os.path.join(upper, "sys"))
+    os.makedirs(os.path.join(upper, "etc"))
+    os.symlink(str(tmp_path / "elsewhere" / "hostname"), os.path.join(upper, "etc", "hostname"))
+    out = cli("start", "-a", "c", check=True, timeout=30)
+    assert out.stdout == "sh\nbox\nlo\n"
+    inside = upper + str(tmp_path)  # each made at the link's target inside the root
+    assert sorted(os.listdir(inside)) == ["canary", "elsewhere", "sys"]
+    assert os.listdir(inside + "/elsewhere") == ["hostname"]
+    assert _canary_intact(canary) and _nothing_mounted(tmp_path)
+
+
+# --- exec into a container that changed its files ------------------------------------------
+
+def test_exec_resolves_user_and_workdir_inside_a_container_that_changed_them(cli, demo, canary,
+                                                                              tmp_path):
+    cli("run", "-d", "--name", "c", demo, "sleep", "300", check=True)
+    cli("exec", "c", "sh", "-c", f"ln -sf {canary / 'passwd'} /etc/passwd; ln -s {canary} /out",
+        check=True)
+    out = cli("exec", "-u", "hostonly", "c", "true")
+    assert (out.returncode, out.stderr) == (
+        1, "overlaykit: exec: unable to find user hostonly: no matching entries in passwd file\n")
+    out = cli("exec", "-w", "/out", "c", "pwd")
+    assert (out.returncode, out.stderr) == (1, "overlaykit: exec: chdir to /out: No such file or directory\n")
+    cli("exec", "c", "sh", "-c", "rm /etc/passwd; mkfifo /etc/passwd", check=True)
+    out = cli("exec", "-u", "app", "c", "true", timeout=30)
+    assert out.stderr == "overlaykit: exec: unable to find user app: no matching entries in passwd file\n"
+    cli("rm", "-f", "c", check=True)
+    assert _canary_intact(canary) and _nothing_mounted(tmp_path)
+
+
+# --- diff, export and commit of an upper dir with links out, FIFOs, sockets and devices -----
+
+def test_diff_export_commit_copy_links_fifos_and_devices_and_never_follow_or_open_them(
+        cli, demo, layout, canary, tmp_path):
+    cli("run", "--name", "c", demo, "sh", "-c",
+        f"ln -s {canary / 'secret'} /abs; ln -s {_up(canary / 'secret')} /rel; mkfifo /pipe; "
+        "mknod /mem c 1 1; mknod /disk b 7 0; ln -s / /rootlink", check=True)
+    sock, here = socket.socket(socket.AF_UNIX), os.getcwd()
+    os.chdir(_upper(cli, "c"))  # the full path is too long for a socket address
+    try:
+        sock.bind("sock")
+    finally:
+        os.chdir(here)
+        sock.close()
+    out = cli("diff", "c", check=True, timeout=30).stdout.splitlines()
+    assert {"A /abs", "A /rel", "A /pipe", "A /mem", "A /disk", "A /rootlink", "A /sock"} <= set(out)
+    tar_path = tmp_path / "c.tar"
+    cli("export", "-o", str(tar_path), "c", check=True, timeout=60)
+    with tarfile.open(tar_path) as tar:
+        members = {m.name: m for m in tar}
+    assert members["abs"].linkname == str(canary / "secret") and members["abs"].issym()
+    assert members["pipe"].isfifo() and (members["mem"].devmajor, members["mem"].devminor) == (1, 1)
+    assert members["disk"].isblk() and "sock" not in members
+    assert members["rootlink"].issym() and "rootlink/etc" not in members
+    cli("commit", "c", "committed:1", check=True, timeout=60)
+    out = cli("run", "--rm", "committed:1", "sh", "-c", "readlink /abs; test -p /pipe && echo fifo",
+              check=True)
+    assert out.stdout == f"{canary / 'secret'}\nfifo\n"
+    assert _canary_intact(canary) and _nothing_mounted(tmp_path)
