@@ -99,10 +99,15 @@ if [ -z "$ACCEL" ]; then
     ACCEL=$(cat "$cached")
 fi
 
+# /tmp for the guest: a fresh sparse ext4 disk, written without caring for crashes.
+truncate -s 16G "$RUN/scratch.img"
+mkfs.ext4 -q -F -O ^has_journal -E lazy_itable_init=1 "$RUN/scratch.img"
+
 echo "run.sh: booting $(cat "$IMAGE/kernel-version") ($ACCEL) for: $*" >&2
 : > "$RUN/console.log"
 qemu "$TIMEOUT" "$ACCEL" "$RUN/console.log" "" \
-    -drive "file=$IMAGE/root.img,format=raw,if=virtio,snapshot=on" \
+    -drive "file=$IMAGE/root.img,format=raw,if=virtio,snapshot=on,cache=unsafe" \
+    -drive "file=$RUN/scratch.img,format=raw,if=virtio,cache=unsafe" \
     -virtfs "local,path=$RUN/src,mount_tag=src,security_model=none,readonly=on" \
     -virtfs "local,path=$SHARE,mount_tag=out,security_model=none" &
 QEMU_PID=$!
