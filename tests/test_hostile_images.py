@@ -318,3 +318,13 @@ def test_diff_export_commit_copy_links_fifos_and_devices_and_never_follow_or_ope
               check=True)
     assert out.stdout == f"{canary / 'secret'}\nfifo\n"
     assert _canary_intact(canary) and _nothing_mounted(tmp_path)
+
+
+def test_diff_prints_one_line_per_change_whatever_the_names_hold(cli, demo, tmp_path):
+    long_name = "n" * 255
+    cli("run", "--name", "c", demo, "sh", "-c",
+        f'touch "/x\nD y" "$(printf "/bad\\377name")" /{long_name}', check=True)
+    out = cli("diff", "c", check=True).stdout
+    assert out.splitlines() == ['A "/bad\\xffname"', "A /data", f"A /{long_name}",
+                                'A "/x\\nD y"']
+    assert _nothing_mounted(tmp_path)
