@@ -52,7 +52,7 @@ rm -rf "$MNT"/var/lib/apt/lists/* "$MNT"/var/cache/apt/*.bin "$MNT"/var/cache/ap
 : > "$MNT/etc/resolv.conf"
 umount "$MNT/dev" "$MNT/proc" "$MNT"
 
-qemu-img convert -O qcow2 "$WORK/root.raw" "$WORK/box/box.img"
+qemu-img convert -c -O qcow2 "$WORK/root.raw" "$WORK/box/box.img"
 cp "$IMAGE/vmlinuz" "$IMAGE/initramfs.gz" "$WORK/box/"
 GB=$(( ($(stat -c %s "$WORK/root.raw") + 1073741823) / 1073741824 ))
 printf '{"provider": "libvirt", "format": "qcow2", "virtual_size": %s}\n' "$GB" > "$WORK/box/metadata.json"
