@@ -1,9 +1,9 @@
 #!/bin/sh
-# Boot a throwaway qemu guest from build-image.sh's image, run CMD as root in /src (a snapshot
-# of the checkout: shared read-only over 9p, made writable inside by an overlay with a tmpfs upper),
-# show its output as it comes, and exit with its exit code (125: the guest never said; its
-# serial console, kernel messages and all, is shown then). Nothing is left running: qemu gets a timeout
-# and is killed on any exit. The guest has no network device at all.
+# Boot a throwaway qemu guest from build-image.sh's image and run CMD as root in /src: a
+# snapshot of the checkout, shared read-only over 9p and made writable inside by an overlay
+# with a tmpfs upper. Its output is shown as it comes and its exit code is run.sh's (125: the
+# guest never said, and its serial console is shown). Nothing is left running: qemu has a
+# timeout and is killed on any exit. The guest has no network device at all.
 #
 #   run.sh [--out DIR] [--timeout SECONDS] CMD...
 #
