@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Collection, Iterator, Sequence
 
 from overlaykit.image.whiteout import OPAQUE_VALUE, OPAQUE_XATTR, is_whiteout_device
+from overlaykit.linux import tree
 
 ADDED, CHANGED, DELETED = "A", "C", "D"
 CAPABILITY_XATTR = "security.capability"
@@ -43,7 +44,7 @@ class Change:
 
 def sorted_names(directory: str) -> list[str]:
     """A directory's names sorted bytewise, as Go sorts them."""
-    return sorted(os.listdir(directory), key=os.fsencode)
+    return sorted(tree.listdir(directory), key=os.fsencode)
 
 
 def walk(root: str, hidden: Collection[str] = ()) -> Iterator[tuple[str, os.stat_result]]:
@@ -60,7 +61,7 @@ def walk(root: str, hidden: Collection[str] = ()) -> Iterator[tuple[str, os.stat
         if path in hidden:
             continue
         try:
-            st = os.lstat(root + path)
+            st = tree.lstat(root + path)
         except FileNotFoundError:
             continue
         yield path, st
@@ -78,14 +79,14 @@ def is_whiteout(st: os.stat_result) -> bool:
 
 def is_opaque(full_path: str) -> bool:
     try:
-        return os.getxattr(full_path, OPAQUE_XATTR, follow_symlinks=False) == OPAQUE_VALUE
+        return tree.getxattr(full_path, OPAQUE_XATTR) == OPAQUE_VALUE
     except OSError:
         return False
 
 
 def _lstat(path: str) -> os.stat_result | None:
     try:
-        return os.lstat(path)
+        return tree.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
 
@@ -138,7 +139,7 @@ class LowerView:
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 break
-            for name in os.listdir(layer + path):
+            for name in tree.listdir(layer + path):
                 if name in found or name in gone:
                     continue
                 child = _lstat(f"{layer}{path}/{name}")
@@ -150,7 +151,7 @@ class LowerView:
 
 def _capability(full_path: str) -> bytes | None:
     try:
-        return os.getxattr(full_path, CAPABILITY_XATTR, follow_symlinks=False)
+        return tree.getxattr(full_path, CAPABILITY_XATTR)
     except OSError:
         return None
 
@@ -196,7 +197,7 @@ def changes(upper: str, lowers: Sequence[str], hidden: Collection[str] = ()) -> 
             found[path] = CHANGED
         if stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(old_st.st_mode) and is_opaque(upper + path):
             kept = set()
-            for name in os.listdir(upper + path):
+            for name in tree.listdir(upper + path):
                 child = _lstat(f"{upper}{path}/{name}")
                 if child is not None and not is_whiteout(child):
                     kept.add(name)

@@ -23,6 +23,7 @@ from typing import BinaryIO, Callable, Collection, Iterator
 
 from overlaykit.image.changes import is_opaque, is_whiteout, walk
 from overlaykit.image.whiteout import OPAQUE_MARKER, OVERLAY_XATTR_PREFIX, PREFIX
+from overlaykit.linux import tree
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                                       openat2)
 
@@ -81,7 +82,7 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
                     marker.mode, marker.mtime = stat.S_IMODE(st.st_mode) & 0o777, 0
                     tar.addfile(marker)
             elif stat.S_ISLNK(st.st_mode):
-                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(full)
+                info.type, info.linkname = tarfile.SYMTYPE, tree.readlink(full)
                 tar.addfile(info)
             elif stat.S_ISFIFO(st.st_mode):
                 info.type = tarfile.FIFOTYPE
@@ -138,7 +139,7 @@ def _info(tarfile, name: str, st: os.stat_result):
 def _xattrs(full_path: str) -> dict[str, str]:
     """PAX records for the xattrs worth keeping, sorted; raw bytes survive as surrogates."""
     try:
-        names = os.listxattr(full_path, follow_symlinks=False)
+        names = tree.listxattr(full_path)
     except OSError:
         return {}
     records = {}
@@ -146,7 +147,7 @@ def _xattrs(full_path: str) -> dict[str, str]:
         if key.startswith(OVERLAY_XATTR_PREFIX):
             continue
         try:
-            value = os.getxattr(full_path, key, follow_symlinks=False)
+            value = tree.getxattr(full_path, key)
         except OSError:
             continue
         records[_XATTR_KEY + key] = value.decode("utf-8", "surrogateescape")

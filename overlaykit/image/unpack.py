@@ -22,14 +22,15 @@ meets a whiteout of its own name in the same layer becomes opaque, in either ord
 
 import errno
 import os
-import shutil
 import stat
 import typing
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image import whiteout
-from overlaykit.linux.openat2 import open_in_root
+from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+                                      open_in_root, openat2)
+from overlaykit.linux.tree import remove_tree
 
 CHUNK = 1 << 20
 _XATTR_KEY = "SCHILY.xattr."
@@ -155,6 +156,9 @@ def _bad_end_message(what: str, last: str | None, error: Exception) -> str:
 
 def _clean(name: str) -> list[str] | None:
     """The components of a tar name relative to the layer root; None if `..` climbs out."""
+    plain = name.strip("/")
+    if "//" not in plain and "/." not in "/" + plain:  # nothing to clean (a deep tree's long names)
+        return plain.split("/") if plain else []
     parts: list[str] = []
     for part in name.split("/"):
         if part in ("", "."):
@@ -409,14 +413,14 @@ class _Layer:
         key = "/".join(parts)
         if key == self.parent_key:
             return self.parent_fd
-        fd = self.open_dir(parts)
+        fd = self.open_dir(parts, key)
         self.close()
         self.parent_key, self.parent_fd = key, fd
         return fd
 
-    def open_dir(self, parts: list[str]) -> int:
+    def open_dir(self, parts: list[str], key: str) -> int:
         try:
-            return open_in_root(self.root_fd, "/".join(parts), os.O_PATH | os.O_DIRECTORY)
+            return self.find_dir(key, self.parent_key, self.parent_fd)
         except (FileNotFoundError, NotADirectoryError):
             pass
         # Walk it one component at a time, making what is missing (0755, root, as Docker does).
@@ -442,6 +446,19 @@ class _Layer:
             raise
         return fd
 
+    def find_dir(self, key: str, near_key: str | None, near_fd: int) -> int:
+        """An O_PATH fd of the directory key, resolved inside the root. From near_fd (key's
+        ancestor near_key, resolved already) when no symlink is on the rest of the way: in a
+        deep tree, each entry's parent is then one step, not thousands, from the last one."""
+        if near_key is not None and near_fd >= 0 and key.startswith(near_key + "/" if near_key else ""):
+            try:
+                return openat2(near_fd, key[len(near_key):].lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY,
+                               resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+            except OSError as e:
+                if e.errno not in (errno.ELOOP, errno.EXDEV):
+                    raise
+        return open_in_root(self.root_fd, key, os.O_PATH | os.O_DIRECTORY)
+
     @staticmethod
     def lstat(pfd: int, base: str) -> os.stat_result | None:
         try:
@@ -455,7 +472,7 @@ class _Layer:
         existing = self.lstat(pfd, base)
         if existing is not None:
             if stat.S_ISDIR(existing.st_mode):
-                shutil.rmtree(base, dir_fd=pfd)
+                remove_tree(base, dir_fd=pfd)
             else:
                 os.unlink(base, dir_fd=pfd)  # a symlink is replaced itself, never its target
         self.dir_times.pop("/".join(parts), None)
@@ -463,18 +480,25 @@ class _Layer:
 
     def set_directory_times(self) -> None:
         """Directory times last: creating their children changed them."""
-        for path, times in self.dir_times.items():
-            if not path:
-                os.utime(self.root_fd, ns=times)
-                continue
-            parent, _, base = path.rpartition("/")
-            try:
-                pfd = open_in_root(self.root_fd, parent, os.O_PATH | os.O_DIRECTORY)
-            except (FileNotFoundError, NotADirectoryError):
-                continue  # replaced by a later entry
-            try:
-                os.utime(base, ns=times, dir_fd=pfd, follow_symlinks=False)
-            except FileNotFoundError:
-                pass
-            finally:
-                os.close(pfd)
+        near_key, near_fd = None, -1
+        try:
+            for path, times in self.dir_times.items():
+                if not path:
+                    os.utime(self.root_fd, ns=times)
+                    continue
+                parent, _, base = path.rpartition("/")
+                if parent != near_key:
+                    try:
+                        pfd = self.find_dir(parent, near_key, near_fd)
+                    except (FileNotFoundError, NotADirectoryError):
+                        continue  # replaced by a later entry
+                    if near_fd >= 0:
+                        os.close(near_fd)
+                    near_key, near_fd = parent, pfd
+                try:
+                    os.utime(base, ns=times, dir_fd=near_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    pass
+        finally:
+            if near_fd >= 0:
+                os.close(near_fd)

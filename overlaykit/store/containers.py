@@ -13,11 +13,11 @@ the overlay was mounted: "mount", "lowerdir+" or "relative").
 import os
 import re
 import secrets
-import shutil
 import time
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.linux.tree import remove_tree
 from overlaykit.store.files import read_json, write_json
 from overlaykit.store.layout import Layout
 
@@ -175,4 +175,4 @@ def lookup(layout: Layout, ref: str) -> Container | None:
 
 
 def remove_record(layout: Layout, container_id: str) -> None:
-    shutil.rmtree(layout.container_dir(container_id), ignore_errors=True)
+    remove_tree(layout.container_dir(container_id))

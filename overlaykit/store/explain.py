@@ -9,6 +9,8 @@ import stat
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.image.changes import walk
+from overlaykit.linux import tree
 from overlaykit.store.layout import Layout
 
 OPAQUE = "trusted.overlay.opaque"
@@ -83,26 +85,24 @@ def _kind(st: os.stat_result) -> str:
 
 def _opaque(path: str) -> bool:
     try:
-        return os.getxattr(path, OPAQUE, follow_symlinks=False) == b"y"
+        return tree.getxattr(path, OPAQUE) == b"y"
     except OSError:
         return False
 
 
 def contents(layer: Layer) -> LayerContents:
-    """Size, file count, whiteouts and opaque directories of one layer's diff/."""
+    """Size, file count, whiteouts and opaque directories of one layer's diff/ (walked without
+    recursion, as a layer can be thousands of directories deep)."""
     size = files = 0
     whiteouts, opaque = [], []
-    for top, dirs, names in os.walk(layer.diff):
-        rel = "/" + os.path.relpath(top, layer.diff).removeprefix(".").lstrip("/")
-        if top != layer.diff and _opaque(top):
-            opaque.append(rel)
-        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
-        dirs[:] = [d for d in dirs if d not in links]
-        for name in names + links:
-            st = os.lstat(os.path.join(top, name))
-            if _kind(st) == "whiteout":
-                whiteouts.append(os.path.join(rel, name))
-                continue
+    for path, st in walk(layer.diff):
+        kind = _kind(st)
+        if kind == "directory":
+            if _opaque(layer.diff + path):
+                opaque.append(path)
+        elif kind == "whiteout":
+            whiteouts.append(path)
+        else:
             files += 1
             if stat.S_ISREG(st.st_mode):
                 size += st.st_size
@@ -111,7 +111,7 @@ def contents(layer: Layer) -> LayerContents:
 
 def _lstat(path: str) -> os.stat_result | None:
     try:
-        return os.lstat(path)
+        return tree.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
 

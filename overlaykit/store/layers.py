@@ -10,13 +10,13 @@ into overlay2/, and its layerdb entry is written last, atomically.
 
 import hashlib
 import os
-import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import BinaryIO, Iterable, Iterator
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.digest import HashingReader, short
+from overlaykit.linux.tree import remove_tree
 from overlaykit.store import overlay2
 from overlaykit.store.files import read_json, read_text, write_bytes, write_text
 from overlaykit.store.layout import Layout
@@ -132,7 +132,8 @@ def adopt_layer(layout: Layout, parent_chain_id: str | None, unpacked_diff: str,
     new = chain_id(parent_chain_id, diff_id)
     with store_lock(layout):
         if layer_exists(layout, new):
-            shutil.rmtree(unpacked_diff, ignore_errors=True)
+            with suppress(OSError):
+                remove_tree(unpacked_diff)
             return new
         parent_cache = cache_id(layout, parent_chain_id) if parent_chain_id else None
         with overlay2.staged(layout, parent_cache) as layer:
@@ -217,4 +218,4 @@ def remove_layer(layout: Layout, chain: str) -> None:
     if cache:
         os.unlink(os.path.join(directory, "cache-id"))
         overlay2.remove(layout, cache)
-    shutil.rmtree(directory)
+    remove_tree(directory)

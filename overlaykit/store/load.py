@@ -20,11 +20,10 @@ lock is held for the whole load, so `prune` never mistakes its half-made layers 
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Callable, Iterator
 
@@ -33,6 +32,7 @@ from overlaykit.image import archive as formats
 from overlaykit.image.compression import PeekReader, decompressed, detect
 from overlaykit.image.config import diff_ids, parse_config
 from overlaykit.image.digest import HashingReader, VerifyingReader, mismatch, sha256_bytes, short
+from overlaykit.linux.tree import remove_tree
 from overlaykit.store import layers
 from overlaykit.store.images import StoredImage, add_image
 from overlaykit.store.layout import Layout
@@ -196,7 +196,7 @@ class _StreamedArchive:
         import tarfile
         os.makedirs(layout.staging, exist_ok=True)
         scratch = tempfile.mkdtemp(dir=layout.staging, prefix="load-")
-        stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+        stack.callback(remove_tree, scratch)
         metadata: dict[str, bytes] = {}
         unpacked: dict[str, _Unpacked] = {}
         failed: dict[str, OverlaykitError] = {}
@@ -214,7 +214,8 @@ class _StreamedArchive:
                         unpacked[name] = _unpack_member(body, diff, _member_what(what, name), counter)
                     except OverlaykitError as e:
                         failed[name] = e
-                        shutil.rmtree(diff, ignore_errors=True)
+                        with suppress(OSError):
+                            remove_tree(diff)
                 elif member.size <= formats.METADATA_LIMIT:
                     metadata[name] = body.read()
         except tarfile.ReadError as e:

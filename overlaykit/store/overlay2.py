@@ -9,12 +9,12 @@ Layers are made in the staging area and renamed into place whole.
 import base64
 import os
 import secrets
-import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Iterator
 
 from overlaykit.linux.overlay import OverlaySpec
+from overlaykit.linux.tree import remove_tree
 from overlaykit.store.files import read_text
 from overlaykit.store.layout import Layout
 
@@ -76,7 +76,8 @@ def staged(layout: Layout, parent: str | None, writable: bool = False) -> Iterat
         yield StagedLayer(cache_id, path)
         os.rename(path, layout.layer_dir(cache_id))
     except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
+        with suppress(OSError):
+            remove_tree(path)
         raise
     os.symlink(os.path.join("..", cache_id, "diff"), layout.link(short))
 
@@ -104,8 +105,7 @@ def remove(layout: Layout, cache_id: str) -> None:
         os.unlink(layout.link(short))
     except FileNotFoundError:
         pass
-    if os.path.isdir(layout.layer_dir(cache_id)):
-        shutil.rmtree(layout.layer_dir(cache_id))
+    remove_tree(layout.layer_dir(cache_id))
 
 
 def lower_dirs(layout: Layout, cache_id: str) -> list[str]:

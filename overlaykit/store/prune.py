@@ -8,8 +8,8 @@ container creation that holds the lock is ever half-way through when it looks.
 """
 
 import os
-import shutil
 
+from overlaykit.linux.tree import remove_tree
 from overlaykit.store import containers, layers, overlay2
 from overlaykit.store.files import read_json, read_text
 from overlaykit.store.layout import Layout
@@ -72,10 +72,7 @@ def _clear_staging(layout: Layout) -> list[str]:
         return []
     for name in names:
         path = os.path.join(layout.staging, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+        remove_tree(path)
     return [f"Deleted staging: {name}" for name in names]
 
 
@@ -108,7 +105,7 @@ def _remove_unused_layers(layout: Layout) -> list[str]:
         if complete:
             layers.remove_layer(layout, chain)
         else:
-            shutil.rmtree(layout.chain_dir(chain))
+            remove_tree(layout.chain_dir(chain))
         done.append(f"Deleted layer: {chain}")
     return done
 

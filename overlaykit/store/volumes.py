@@ -3,10 +3,12 @@
 import os
 import re
 import secrets
-import shutil
+import stat
 import time
+from contextlib import suppress
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.linux.tree import remove_tree
 from overlaykit.store.files import read_json, write_json
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -51,7 +53,8 @@ def create(layout: Layout, name: str, labels: dict[str, str] | None = None,
         try:
             os.rename(staged, layout.volume_dir(name))
         except OSError:
-            shutil.rmtree(staged, ignore_errors=True)
+            with suppress(OSError):
+                remove_tree(staged)
             raise
     return name
 
@@ -134,15 +137,9 @@ def _delete(layout: Layout, name: str) -> None:
     os.makedirs(layout.staging, exist_ok=True)
     doomed = os.path.join(layout.staging, f"volume-rm-{secrets.token_hex(8)}")
     os.rename(layout.volume_dir(name), doomed)
-    shutil.rmtree(doomed)
+    remove_tree(doomed)
 
 
 def _size(path: str) -> int:
-    total = 0
-    for directory, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(directory, f)).st_blocks * 512
-            except FileNotFoundError:
-                pass
-    return total
+    from overlaykit.image.changes import walk
+    return sum(st.st_blocks * 512 for _, st in walk(path) if not stat.S_ISDIR(st.st_mode))

@@ -1,0 +1,222 @@
+"""Directory trees of any depth: remove one, and look at paths longer than PATH_MAX.
+
+An image layer or a container can hold a directory chain thousands deep. shutil.rmtree and
+os.walk recurse in Python (RecursionError) and keep an fd per level, and every call given
+an absolute path of PATH_MAX or more fails with ENAMETOOLONG. So `remove_tree` goes down
+and up one directory fd at a time, and the look-ups below open a long path's parent a piece
+at a time (linux/openat2.py) and act on the last name through that fd. It lives in linux/,
+under both image/ and store/ that use it, because the long opens go through openat2.
+"""
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+
+from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+                                      openat2, split_long)
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(path: str, dir_fd: int | None = None) -> None:
+    """Remove path (relative to dir_fd if given) and everything below it; gone already is fine.
+
+    Iterative, with two fds open at most: it keeps the names on the way down and comes back up
+    by `..`, checked to be the directory it came from (else re-walked from the top by name).
+    No symlink is followed and no other filesystem entered: a mount below makes it fail with
+    EBUSY before anything of that mount is touched.
+    """
+    path = path.rstrip("/") or "/"
+    if dir_fd is None:
+        parent, base = os.path.split(path)
+        top = _open_long(parent or ".", os.O_RDONLY | os.O_DIRECTORY)
+    else:
+        top, base = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd), path
+    try:
+        try:
+            st = os.stat(base, dir_fd=top, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            _empty(top, base, st, path)
+            os.rmdir(base, dir_fd=top)
+        else:
+            os.unlink(base, dir_fd=top)
+    finally:
+        os.close(top)
+
+
+@dataclass
+class _Level:
+    """One directory on the way down: its name in its parent, its identity, subdirs still to do."""
+
+    name: str
+    dev: int
+    ino: int
+    pending: list[str] = field(default_factory=list)
+
+
+def _empty(top: int, base: str, st: os.stat_result, shown: str) -> None:
+    """Remove everything below top/base, leaving base itself."""
+    current = _open_checked(top, base, st.st_dev, st.st_ino, shown)
+    levels = [_Level(base, st.st_dev, st.st_ino)]
+    try:
+        levels[0].pending = _unlink_files(current)
+        while True:
+            level = levels[-1]
+            if level.pending:
+                name = level.pending.pop()
+                try:
+                    child = os.open(name, _DIR, dir_fd=current)
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+                        raise
+                    os.unlink(name, dir_fd=current)  # replaced by a file or a link meanwhile
+                    continue
+                cst = os.fstat(child)
+                if cst.st_dev != st.st_dev:
+                    os.close(child)
+                    raise OSError(errno.EBUSY, "a mount point is below it", shown)
+                os.close(current)
+                current = child
+                levels.append(_Level(name, cst.st_dev, cst.st_ino, _unlink_files(current)))
+                continue
+            if len(levels) == 1:
+                return
+            done = levels.pop()
+            up = _go_up(current, top, levels, shown)
+            os.close(current)
+            current = up
+            try:
+                os.rmdir(done.name, dir_fd=current)
+            except OSError as e:
+                if e.errno != errno.ENOTEMPTY:  # something was made in it meanwhile: again
+                    raise
+                levels[-1].pending.append(done.name)
+    finally:
+        os.close(current)
+
+
+def _unlink_files(fd: int) -> list[str]:
+    """Unlink what in the directory fd is not a directory; its subdirectories' names."""
+    with os.scandir(fd) as entries:
+        found = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    subdirs = []
+    for name, is_dir in found:
+        if is_dir:
+            subdirs.append(name)
+            continue
+        try:
+            os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # became a directory meanwhile
+            subdirs.append(name)
+    return subdirs
+
+
+def _go_up(current: int, top: int, levels: list[_Level], shown: str) -> int:
+    """The fd of levels[-1], reached by `..` from current or, if that is not it (the tree was
+    moved meanwhile), by its names from top."""
+    expected = levels[-1]
+    up = os.open("..", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=current)
+    st = os.fstat(up)
+    if (st.st_dev, st.st_ino) == (expected.dev, expected.ino):
+        return up
+    os.close(up)
+    fd = os.dup(top)
+    for level in levels:
+        fd, previous = _open_checked(fd, level.name, level.dev, level.ino, shown), fd
+        os.close(previous)
+    return fd
+
+
+def _open_checked(dir_fd: int, name: str, dev: int, ino: int, shown: str) -> int:
+    """name in dir_fd opened as a directory, refused unless it is still the inode (dev, ino)."""
+    fd = os.open(name, _DIR, dir_fd=dir_fd)
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (dev, ino):
+        os.close(fd)
+        raise OSError(errno.ESTALE, "moved or replaced while being removed", shown)
+    return fd
+
+
+# -- paths of any length -------------------------------------------------------------------
+
+
+def _open_long(path: str, flags: int) -> int:
+    """os.open(path, flags), also for a path of PATH_MAX or more: its first piece resolved as
+    any path is, the rest beneath it with no symlink followed."""
+    pieces = split_long(path)
+    if len(pieces) == 1:
+        return os.open(path, flags | os.O_CLOEXEC)
+    first = os.open(pieces[0] or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return openat2(first, "/".join(pieces[1:]), flags,
+                       resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    finally:
+        os.close(first)
+
+
+def _is_long(path: str) -> bool:
+    return len(split_long(path)) > 1
+
+
+class _Parent:
+    """The directory of a long path, opened, and the path's last name: `with _Parent(p) as (fd, name)`."""
+
+    def __init__(self, path: str):
+        parent, self.name = os.path.split(path)
+        self.fd = _open_long(parent, os.O_PATH | os.O_DIRECTORY)
+
+    def __enter__(self) -> tuple[int, str]:
+        return self.fd, self.name
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+
+def lstat(path: str) -> os.stat_result:
+    """os.lstat for a path of any length."""
+    if not _is_long(path):
+        return os.lstat(path)
+    with _Parent(path) as (fd, name):
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+
+
+def listdir(path: str) -> list[str]:
+    """os.listdir for a path of any length."""
+    if not _is_long(path):
+        return os.listdir(path)
+    fd = _open_long(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return os.listdir(fd)
+    finally:
+        os.close(fd)
+
+
+def readlink(path: str) -> str:
+    """os.readlink for a path of any length."""
+    if not _is_long(path):
+        return os.readlink(path)
+    with _Parent(path) as (fd, name):
+        return os.readlink(name, dir_fd=fd)
+
+
+def getxattr(path: str, attribute: str) -> bytes:
+    """os.getxattr of path itself (a symlink not followed), for a path of any length."""
+    if not _is_long(path):
+        return os.getxattr(path, attribute, follow_symlinks=False)
+    with _Parent(path) as (fd, name):  # lgetxattr has no *at form; /proc names the parent briefly
+        return os.getxattr(f"/proc/self/fd/{fd}/{name}", attribute, follow_symlinks=False)
+
+
+def listxattr(path: str) -> list[str]:
+    """os.listxattr of path itself (a symlink not followed), for a path of any length."""
+    if not _is_long(path):
+        return os.listxattr(path, follow_symlinks=False)
+    with _Parent(path) as (fd, name):
+        return os.listxattr(f"/proc/self/fd/{fd}/{name}", follow_symlinks=False)
