@@ -219,6 +219,24 @@ def written(fmt: int, *entries: tb.Entry) -> bytes:
     return out.getvalue()
 
 
+def pax_then_ustar(name: str, data: bytes, **records: str) -> bytes:
+    """A PAX header with records (no path) before a ustar header, as Go's archive/tar writes a
+    file with an xattr whose name fits ustar's prefix and name fields."""
+    def record(key: str, value: str) -> bytes:
+        text = f" {key}={value}\n".encode()
+        length = len(text) + len(str(len(text)))
+        length = len(text) + len(str(length))
+        return str(length).encode() + text
+    body = b"".join(record(key.replace("__", "."), value) for key, value in records.items())
+    pax, member = tarfile.TarInfo("PaxHeaders/x"), tarfile.TarInfo(name)
+    pax.type, pax.size, member.size = tarfile.XHDTYPE, len(body), len(data)
+
+    def padded(b: bytes) -> bytes:
+        return b + bytes(-len(b) % 512)
+    return (pax.tobuf(tarfile.USTAR_FORMAT) + padded(body) + member.tobuf(tarfile.USTAR_FORMAT)
+            + padded(data) + bytes(1024))
+
+
 LONG = "deep/" + "d" * 120 + "/" + "f" * 140
 SHAPES = {
     "pax-everything": tb.build(
@@ -230,6 +248,8 @@ SHAPES = {
     "gnu-long-names": written(tarfile.GNU_FORMAT, tb.file(LONG, b"long"), tb.symlink("l", "t" * 200),
                               tb.hardlink("h" * 150, LONG)),
     "ustar-prefix": written(tarfile.USTAR_FORMAT, tb.file("p/" + "q" * 90 + "/" + "r" * 60, b"prefix")),
+    "ustar-prefix-after-pax": pax_then_ustar("p/" + "q" * 90 + "/" + "r" * 60, b"prefix",
+                                             SCHILY__xattr__user__k="v"),
     "trailing-garbage": tb.build(tb.file("a", b"a")) + bytes(4096) + b"garbage after the end",
     "no-end-blocks": tb.build(tb.file("a", b"a"), tb.file("b", b"bb"), end=False),
     "empty": tb.build(),

@@ -33,7 +33,9 @@ record and the layer is packed again when it is saved.
 import base64
 import hashlib
 import json
+from json.encoder import encode_basestring_ascii as _json_string
 import os
+import re
 import stat
 from typing import BinaryIO, Iterator
 
@@ -47,8 +49,13 @@ _ZEROS = bytes(_BLOCK)
 _KEEP_LIMIT = 1 << 20  # kept bytes held in memory before they go to the record
 _WHITEOUT = ".wh."
 
-# What the recorder expects next (besides file content, which it counts and skips).
-_HEADER, _EXTENDED, _PADDING, _TAIL = range(4)
+_DIRECTORY, _SYMLINK = b"5", b"2"  # tarfile.DIRTYPE and SYMTYPE (tarfile is imported late)
+# Headers whose data describes the next member: PAX (x, X, global g), GNU long name and link.
+_EXTENDED_TYPES = (b"x", b"X", b"g", b"L", b"K")
+# The PAX keys that change where a file's content lies or which file it is; most PAX
+# headers (times, xattrs, owners) have none and are not parsed.
+_MAY_MATTER = re.compile(rb"path=|size=|GNU\.sparse")
+_LINES_LIMIT = 1 << 18  # record lines gathered before they are compressed
 
 
 def _blocks(size: int) -> int:
@@ -58,6 +65,8 @@ def _blocks(size: int) -> int:
 
 def _clean(name: str) -> str | None:
     """A tar name as unpack cleans it ('./a//b/../c' -> 'a/c'); None if `..` climbs out."""
+    if name and "//" not in name and "/." not in name and name[0] not in "./" and name[-1] != "/":
+        return name  # no empty, `.` or `..` part: already clean (most names)
     parts: list[str] = []
     for part in name.split("/"):
         if part in ("", "."):
@@ -76,6 +85,8 @@ class Recorder:
 
     Hand it to the unpacker in place of the stream; afterwards call drain() (the end blocks
     and anything after them belong to the tar too) and finish(). out gets the gzip'd record.
+    Each header is read once it is whole, as tarfile reads it (its checksum is tarfile's to
+    check: a bad one fails the unpack, and the record with it).
     """
 
     def __init__(self, stream: BinaryIO, out: BinaryIO):
@@ -83,15 +94,14 @@ class Recorder:
         import tarfile
         self._tarfile = tarfile
         self._stream = stream
-        self._gzip = gzip.GzipFile(filename="", fileobj=out, mode="wb", mtime=0)
-        self._kept = bytearray()  # kept bytes not written to the record yet
-        self._state = _HEADER
-        self._unit = _BLOCK  # length of the kept unit being collected, from _unit_start in _kept
-        self._unit_start = 0
+        self._gzip = gzip.GzipFile(filename="", fileobj=out, mode="wb", compresslevel=1, mtime=0)
+        self._lines: list[bytes] = []  # record lines not compressed yet
+        self._lines_size = 0
+        self._kept = bytearray()  # kept bytes not in a record line yet
+        self._next = 0  # where in _kept the next header starts
         self._skip = 0  # bytes of file content still to go by
-        self._extended_type = b""  # the type of the extended header whose data is being collected
-        self._name: str | None = None  # set by the extended headers before a member (first wins)
-        self._size: int | None = None
+        self._tail = False  # past the end of the archive: the rest is kept as it is
+        self._extended: list[tuple[bytes, int, int]] = []  # (type, start in _kept, size) before a member
         self._contents: set[str] = set()  # names whose content is in the record
         self._content_dirs: set[str] = set()  # and their parent directories
         self._symlinks: set[str] = set()
@@ -100,11 +110,21 @@ class Recorder:
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
-        if data and self.unusable is None:
-            if self._skip >= len(data):  # file content, the bulk of a layer: only counted
-                self._skip -= len(data)
-            else:
-                self._feed(data)
+        if not data or self.unusable is not None:
+            return data
+        if self._skip >= len(data):  # file content, the bulk of a layer: only counted
+            self._skip -= len(data)
+            return data
+        if self._skip:
+            self._kept += memoryview(data)[self._skip:]
+            self._skip = 0
+        else:
+            self._kept += data
+        if not self._tail:
+            while len(self._kept) >= self._next + _BLOCK and not self._tail and self.unusable is None:
+                self._header(self._next)
+        elif len(self._kept) > _KEEP_LIMIT:
+            self._write(len(self._kept))
         return data
 
     def readable(self) -> bool:
@@ -122,159 +142,160 @@ class Recorder:
         if self.unusable is None and entries != self.entries:
             self.unusable = f"the unpacker read {entries} entries, the recorder {self.entries}"
         if self.unusable is None:
-            self._write()
+            self._write(len(self._kept))
+            self._gzip.write(b"".join(self._lines))
         self._gzip.close()
         return self.unusable
 
     # -- following the tar -----------------------------------------------------------------
 
-    def _feed(self, data: bytes) -> None:
-        view, pos, end = memoryview(data), 0, len(data)
-        while pos < end and self.unusable is None:
-            if self._skip:
-                step = min(self._skip, end - pos)
-                self._skip -= step
-                pos += step
-            elif self._state == _TAIL:
-                self._kept += view[pos:]
-                pos = end
-                if len(self._kept) > _KEEP_LIMIT:
-                    self._write()
-            else:
-                step = min(self._unit_start + self._unit - len(self._kept), end - pos)
-                self._kept += view[pos:pos + step]
-                pos += step
-                if len(self._kept) == self._unit_start + self._unit:
-                    self._unit_done(bytes(self._kept[self._unit_start:]))
-
-    def _expect(self, state: int, size: int) -> None:
-        if len(self._kept) > _KEEP_LIMIT:
-            self._write()
-        self._state, self._unit, self._unit_start = state, size, len(self._kept)
-
-    def _unit_done(self, unit: bytes) -> None:
-        if self._state == _HEADER:
-            self._header(unit)
-        elif self._state == _EXTENDED:
-            self._extended(unit)  # whole blocks, padding too, as tarfile parses them
-        else:
-            self._expect(_HEADER, _BLOCK)
-
-    def _header(self, block: bytes) -> None:
-        tarfile = self._tarfile
-        if block == _ZEROS:  # the end of the archive, as tarfile reads it: the rest is kept as is
-            self._expect(_TAIL, 0)
+    def _header(self, at: int) -> None:
+        """The header block at _kept[at:]: an extended header, the end, or a member."""
+        block = bytes(self._kept[at:at + _BLOCK])
+        if block == _ZEROS:  # the end of the archive, as tarfile reads it
+            self._tail = True
             return
-        try:
-            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-        except tarfile.HeaderError:
+        kind = block[156:157]
+        size = self._number(block[124:136])
+        if size is None or size < 0:
             self._give_up("a header the unpacker does not read")
             return
-        if info.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.XGLTYPE,
-                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
-            self._extended_type = info.type
-            if info.size < 0:
-                self._give_up("an extended header of negative size")
-            elif info.size == 0:
-                self._extended(b"")
-            else:
-                self._expect(_EXTENDED, _blocks(info.size))
+        if kind in _EXTENDED_TYPES:  # its data describes the member after it
+            self._extended.append((kind, at + _BLOCK, size))
+            self._next = at + _BLOCK + _blocks(size)
             return
-        if info.type == tarfile.GNUTYPE_SPARSE:
-            self._give_up(f"{info.name}: a sparse file")
+        if kind == b"S":
+            self._give_up("a sparse file")
             return
-        name = self._name if self._name is not None else info.name
-        size = self._size if self._size is not None else info.size
-        self._name = self._size = None
+        name = _string(block[0:100])
+        if kind == b"\0" and name.endswith("/"):  # old tars' directories, as tarfile
+            kind = _DIRECTORY
+        if block[345]:
+            name = _string(block[345:500]) + "/" + name  # a ustar name prefix
+        if self._extended:
+            name, size = self._apply_extended(name, size)
+            if self.unusable is not None:
+                return
         self.entries += 1
         # As tarfile: only regular files (and types it does not know) have data after the header.
-        has_data = info.type in tarfile.REGULAR_TYPES or info.type not in tarfile.SUPPORTED_TYPES
-        if has_data and size < 0:
-            self._give_up(f"{name}: negative size")
-            return
+        has_data = kind in self._tarfile.REGULAR_TYPES or kind not in self._tarfile.SUPPORTED_TYPES
         content = size if has_data else 0
-        self._check(name, info, content)
-        if self.unusable is not None:
+        path = self._check(name, kind, content)
+        if path is None:
             return
-        if content:
-            self._write(_clean(name), content)
-            self._skip = content
-            padding = _blocks(content) - content
-            self._expect(_PADDING if padding else _HEADER, padding or _BLOCK)
+        start = at + _BLOCK
+        if not content:
+            self._next = start
+            if start > _KEEP_LIMIT:
+                self._write(start)
+                self._next = 0
+            return
+        arrived = len(self._kept) - start  # content bytes read with the header
+        self._write(start, path, content)
+        if arrived >= content:
+            del self._kept[:content]
         else:
-            self._expect(_HEADER, _BLOCK)
+            self._kept.clear()
+            self._skip = content - arrived
+        self._next = _blocks(content) - content  # after the padding
 
-    def _extended(self, data: bytes) -> None:
-        """A PAX header's records or a GNU long name: what tarfile makes of them for the next member."""
+    def _number(self, field: bytes) -> int | None:
+        """A numeric header field as tarfile.nti reads it; None where tarfile would fail."""
+        if field[0] in (0o200, 0o377):  # base-256, for big sizes
+            try:
+                return self._tarfile.nti(field)
+            except self._tarfile.HeaderError:
+                return None
+        try:
+            return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+        except ValueError:
+            return None
+
+    def _apply_extended(self, name: str, size: int) -> tuple[str, int]:
+        """name and size after the extended headers before this member: PAX path and size,
+        GNU long names. tarfile lets the first header that sets one win."""
         tarfile = self._tarfile
-        if self._extended_type == tarfile.GNUTYPE_LONGNAME:
-            if self._name is None:
-                self._name = tarfile.nts(data, "utf-8", "surrogateescape")
-        elif self._extended_type != tarfile.GNUTYPE_LONGLINK:
-            records = _pax_records(data)
-            if records is None:
-                self._give_up("a PAX header the unpacker does not read")
-                return
-            if any(key.startswith(b"GNU.sparse.") for key in records):
-                self._give_up("a sparse file")
-                return
-            if self._extended_type == tarfile.XGLTYPE:
-                if b"path" in records or b"size" in records:  # would apply to every later member
-                    self._give_up("a global PAX header with a path or size")
-                    return
+        new_name: str | None = None
+        new_size: int | None = None
+        for kind, start, length in self._extended:
+            data = bytes(self._kept[start:start + _blocks(length)])  # padding too, as tarfile parses it
+            if kind == tarfile.GNUTYPE_LONGNAME:
+                if new_name is None:
+                    new_name = _string(data)
+            elif kind == tarfile.GNUTYPE_LONGLINK or not _MAY_MATTER.search(data):
+                continue
             else:
-                if self._name is None and b"path" in records:
-                    self._name = records[b"path"].decode("utf-8", "surrogateescape").rstrip("/")
-                if self._size is None and b"size" in records:
+                records = _pax_records(data)
+                if records is None or any(key.startswith(b"GNU.sparse.") for key in records):
+                    self._give_up("a sparse file or a PAX header the unpacker does not read")
+                    break
+                if kind == tarfile.XGLTYPE:
+                    if b"path" in records or b"size" in records:  # would apply to every later member
+                        self._give_up("a global PAX header with a path or size")
+                        break
+                    continue
+                if new_name is None and b"path" in records:
+                    new_name = _string(records[b"path"]).rstrip("/")
+                if new_size is None and b"size" in records:
                     try:
-                        self._size = int(records[b"size"].decode("utf-8", "surrogateescape"))
+                        new_size = int(_string(records[b"size"]))
                     except ValueError:
-                        self._size = 0  # as tarfile
-        self._expect(_HEADER, _BLOCK)
+                        new_size = 0  # as tarfile
+        self._extended.clear()
+        return (name if new_name is None else new_name), (size if new_size is None else new_size)
 
-    def _check(self, name: str, info, content: int) -> None:
-        """Give up when this entry means some recorded content will not be in diff/ as it was."""
+    def _check(self, name: str, kind: bytes, content: int) -> str | None:
+        """The entry's cleaned name; None (and the record given up) when this entry means that
+        some recorded content will not be in diff/ as it was."""
         path = _clean(name)
         if path is None or (content and not path):
-            self._give_up(f"{name}: not a name inside the layer")
-            return
+            return self._give_up(f"{name}: not a name inside the layer")
         if path in self._contents:
-            self._give_up(f"{path}: named again after its content")
-            return
+            return self._give_up(f"{path}: named again after its content")
         if self._symlinks:
             slash = path.find("/")
             while slash > 0:
                 if path[:slash] in self._symlinks:
-                    self._give_up(f"{path}: under a symlink of the same layer")
-                    return
+                    return self._give_up(f"{path}: under a symlink of the same layer")
                 slash = path.find("/", slash + 1)
-        if not info.isdir() and path in self._content_dirs:
-            self._give_up(f"{path}: replaces a directory with recorded content")
-            return
-        if info.issym():
+        if kind != _DIRECTORY and path in self._content_dirs:  # a directory merges
+            return self._give_up(f"{path}: replaces a directory with recorded content")
+        if kind == _SYMLINK:
             self._symlinks.add(path)
         if content:
             if path.startswith(_WHITEOUT) or "/" + _WHITEOUT in path:
-                self._give_up(f"{path}: content under a whiteout name")
-                return
+                return self._give_up(f"{path}: content under a whiteout name")
             self._contents.add(path)
             parent = path.rpartition("/")[0]
             while parent and parent not in self._content_dirs:
                 self._content_dirs.add(parent)
                 parent = parent.rpartition("/")[0]
+        return path
 
     def _give_up(self, why: str) -> None:
         self.unusable = why
         self._kept.clear()
+        self._lines.clear()
 
-    def _write(self, name: str | None = None, size: int = 0) -> None:
-        """One line: the kept bytes so far, then (if name) a file's content by reference."""
-        line = {"raw": base64.b64encode(self._kept).decode()}
-        if name is not None:
-            line["file"], line["size"] = name, size
-        self._gzip.write(json.dumps(line).encode() + b"\n")  # lone surrogates (raw name bytes) escaped
-        self._kept.clear()
-        self._unit_start = 0
+    def _write(self, end: int, name: str | None = None, size: int = 0) -> None:
+        """One record line: _kept[:end] (then dropped), and if name, that file's content by reference."""
+        raw = base64.b64encode(self._kept[:end])
+        del self._kept[:end]
+        if name is None:
+            line = b'{"raw":"%s"}\n' % raw
+        else:  # the name as a JSON string, ASCII only: lone surrogates (raw name bytes) escaped
+            line = b'{"raw":"%s","file":%s,"size":%d}\n' % (raw, _json_string(name).encode(), size)
+        self._lines.append(line)
+        self._lines_size += len(line)
+        if self._lines_size > _LINES_LIMIT:
+            self._gzip.write(b"".join(self._lines))
+            self._lines.clear()
+            self._lines_size = 0
+
+
+def _string(field: bytes) -> str:
+    """A NUL-terminated header string, decoded as the unpacker's tarfile decodes names."""
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
 def _pax_records(data: bytes) -> dict[bytes, bytes] | None:
