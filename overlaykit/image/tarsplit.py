@@ -41,6 +41,7 @@ from typing import BinaryIO, Iterator
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.digest import mismatch
+from overlaykit.image.unpack import clean_name
 from overlaykit.linux.openat2 import open_in_root
 
 CHUNK = 1 << 20
@@ -61,23 +62,6 @@ _LINES_LIMIT = 1 << 18  # record lines gathered before they are compressed
 def _blocks(size: int) -> int:
     """size rounded up to whole 512-byte blocks, as tar stores data."""
     return -(-size // _BLOCK) * _BLOCK
-
-
-def _clean(name: str) -> str | None:
-    """A tar name as unpack cleans it ('./a//b/../c' -> 'a/c'); None if `..` climbs out."""
-    if name and "//" not in name and "/." not in name and name[0] not in "./" and name[-1] != "/":
-        return name  # no empty, `.` or `..` part: already clean (most names)
-    parts: list[str] = []
-    for part in name.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/".join(parts)
 
 
 class Recorder:
@@ -247,7 +231,7 @@ class Recorder:
     def _check(self, name: str, kind: bytes, content: int) -> str | None:
         """The entry's cleaned name; None (and the record given up) when this entry means that
         some recorded content will not be in diff/ as it was."""
-        path = _clean(name)
+        path = clean_name(name)
         if path is None or (content and not path):
             return self._give_up(f"{name}: not a name inside the layer")
         if path in self._contents:
@@ -358,7 +342,7 @@ def _parse(line: bytes, what: str, number: int) -> tuple[bytes, str | None, int]
     name, size = value.get("file"), value.get("size")
     if set(value) != {"raw", "file", "size"} or not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise OverlaykitError(f"{where}: not a tar-split record line")
-    if not isinstance(name, str) or not name or "\0" in name or _clean(name) != name:
+    if not isinstance(name, str) or not name or "\0" in name or clean_name(name) != name:
         raise OverlaykitError(f"{where}: {name!r} is not a name inside the layer")
     return kept, name, size
 

@@ -154,11 +154,12 @@ def _bad_end_message(what: str, last: str | None, error: Exception) -> str:
     return f"{what}: corrupt tar header after {last} ({error})"
 
 
-def _clean(name: str) -> list[str] | None:
-    """The components of a tar name relative to the layer root; None if `..` climbs out."""
+def clean_name(name: str) -> str | None:
+    """A tar name cleaned like Go's filepath.Clean, relative to the layer root ('./a//b/../c/'
+    -> 'a/c', '/' -> ''); None if `..` climbs out. The name tarsplit records for a file."""
     plain = name.strip("/")
-    if "//" not in plain and "/." not in "/" + plain:  # nothing to clean (a deep tree's long names)
-        return plain.split("/") if plain else []
+    if "//" not in plain and "/." not in plain and not plain.startswith("."):
+        return plain  # no empty, `.` or `..` part: nothing to clean (most names)
     parts: list[str] = []
     for part in name.split("/"):
         if part in ("", "."):
@@ -169,7 +170,13 @@ def _clean(name: str) -> list[str] | None:
             parts.pop()
         else:
             parts.append(part)
-    return parts
+    return "/".join(parts)
+
+
+def _parts(name: str) -> list[str] | None:
+    """The components of a cleaned tar name ([] for the layer root); None if it climbs out."""
+    path = clean_name(name)
+    return None if path is None else path.split("/") if path else []
 
 
 def _ns(pax_value: str | None, fallback: float) -> int:
@@ -242,7 +249,7 @@ class _Layer:
         """Apply one tar entry: a whiteout, an opaque marker, or a file of some type."""
         self.entries += 1
         self.name = member.name
-        parts = _clean(member.name)
+        parts = _parts(member.name)
         if parts is None:
             raise self.refuse("path escapes the layer")
         if whiteout.PREFIX in member.name:  # rare, so the component checks run only then
@@ -336,7 +343,7 @@ class _Layer:
         self.set_metadata_at(pfd, base, member, symlink=False)
 
     def make_hardlink(self, member, parts: list[str]) -> None:
-        target = _clean(member.linkname)
+        target = _parts(member.linkname)
         if target is None:
             raise self.refuse(f"hard link target {member.linkname} is outside the layer")
         if not target:
