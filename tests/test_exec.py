@@ -2,9 +2,8 @@
 
 import json
 import os
-import pty
-import select
-import sys
+
+from tests.pty_helpers import overlaykit_on_a_pty, read_output
 
 
 def _running(cli, demo, name: str = "box") -> str:
@@ -45,25 +44,10 @@ def test_exec_exit_codes(cli, demo):
 
 def test_exec_t_gives_a_pty_in_the_containers_devpts(layout, cli, demo):
     _running(cli, demo)
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(sys.executable, [sys.executable, "-m", "overlaykit", "--root", layout.root,
-                                  "exec", "-t", "box", "tty"])
-    out = b""
-    try:
-        while select.select([fd], [], [], 30)[0]:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            out += data
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
+    with overlaykit_on_a_pty(layout.root, "exec", "-t", "box", "tty") as terminal:
+        out = read_output(terminal.fd)
     assert out.replace(b"\r", b"") == b"/dev/pts/0\n"
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert terminal.exit_code == 0
 
 
 def test_exec_into_a_stopped_container_is_refused(cli, demo):

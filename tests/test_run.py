@@ -2,8 +2,6 @@
 
 import json
 import os
-import pty
-import select
 import signal
 import struct
 import subprocess
@@ -12,6 +10,7 @@ import termios
 import fcntl
 
 from overlaykit.linux.mountinfo import mounts, mounts_under
+from tests.pty_helpers import overlaykit_on_a_pty, read_output
 
 
 def _inspect(cli, name: str) -> dict:
@@ -137,82 +136,30 @@ def test_sigterm_to_overlaykit_reaches_the_command(layout, demo):
         proc.wait()
 
 
-def _run_in_pty(args: list[str], rows: int, cols: int) -> tuple[bytes, int]:
-    """Run args with a new pty as its terminal, of the given size; its output and exit code."""
-    pid, fd = pty.fork()
-    if pid == 0:  # sized before overlaykit starts, which copies the size once, then on SIGWINCH
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        os.execv(sys.executable, [sys.executable, *args])
-    out = b""
-    try:
-        while select.select([fd], [], [], 30)[0]:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            out += data
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    return out, os.waitstatus_to_exitcode(status)
-
-
 def test_t_gives_a_pty_of_the_callers_size(layout, demo):
-    out, code = _run_in_pty(["-m", "overlaykit", "--root", layout.root, "run", "-t", demo,
-                             "sh", "-c", "tty; stty size; echo $TERM; exit 5"], 33, 111)
+    with overlaykit_on_a_pty(layout.root, "run", "-t", demo, "sh", "-c", "tty; stty size; echo $TERM; exit 5",
+                             size=(33, 111)) as terminal:
+        out = read_output(terminal.fd)
     # the container's tty turns \n into \r\n, and the test's own pty does it again
     assert out.decode().replace("\r", "").splitlines() == ["/dev/pts/0", "33 111", "xterm"]
-    assert code == 5
+    assert terminal.exit_code == 5
 
 
 def test_window_size_change_reaches_the_container(layout, demo):
     script = 'trap "stty size; exit 0" WINCH; echo ready; while true; do sleep 0.1; done'
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(sys.executable, [sys.executable, "-m", "overlaykit", "--root", layout.root,
-                                  "run", "-t", demo, "sh", "-c", script])
-    out = b""
-    try:
-        while b"ready" not in out and select.select([fd], [], [], 30)[0]:
-            out += os.read(fd, 4096)
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 150, 0, 0))  # sends SIGWINCH
-        while select.select([fd], [], [], 30)[0]:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            out += data
-    finally:
-        os.close(fd)
-        os.waitpid(pid, 0)
+    with overlaykit_on_a_pty(layout.root, "run", "-t", demo, "sh", "-c", script) as terminal:
+        out = read_output(terminal.fd, until=b"ready")
+        fcntl.ioctl(terminal.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 150, 0, 0))  # sends SIGWINCH
+        out += read_output(terminal.fd)
     assert out.replace(b"\r", b"").splitlines()[-1] == b"50 150"
 
 
 def test_it_passes_keyboard_input_to_the_container(layout, demo):
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(sys.executable, [sys.executable, "-m", "overlaykit", "--root", layout.root,
-                                  "run", "-it", demo, "sh", "-c", "read line; echo got:$line"])
-    out = b""
-    try:
-        os.write(fd, b"hello\n")
-        while select.select([fd], [], [], 30)[0]:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:  # EIO: overlaykit exited and closed the terminal
-                break
-            if not data:
-                break
-            out += data
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
+    with overlaykit_on_a_pty(layout.root, "run", "-it", demo, "sh", "-c", "read line; echo got:$line") as terminal:
+        os.write(terminal.fd, b"hello\n")
+        out = read_output(terminal.fd)
     assert b"got:hello" in out
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert terminal.exit_code == 0
 
 
 def test_without_i_stdin_is_empty(cli, demo):
