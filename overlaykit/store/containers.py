@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.tree import remove_tree
-from overlaykit.store.files import read_json, write_json
+from overlaykit.store.files import list_names, read_json, write_json
 from overlaykit.store.layout import Layout
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Docker's "never"
@@ -137,12 +137,8 @@ def exists(layout: Layout, container_id: str) -> bool:
 
 def list_containers(layout: Layout) -> list[Container]:
     """Every container with a record, newest first (as `docker ps` orders them)."""
-    try:
-        ids = os.listdir(layout.containers)
-    except FileNotFoundError:
-        return []
     found = []
-    for cid in ids:
+    for cid in list_names(layout.containers):
         config = read_json(layout.container_config(cid))
         if config is not None:
             found.append(Container(cid, config, read_json(layout.container_state(cid)) or created_state()))

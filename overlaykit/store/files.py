@@ -35,6 +35,14 @@ def read_text(path: str) -> str:
         return f.read()
 
 
+def list_names(path: str) -> list[str]:
+    """The names in a store directory, sorted; [] when it is not there (yet)."""
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
 def read_json(path: str, default=None):
     """The JSON at path, or default when the file does not exist."""
     try:

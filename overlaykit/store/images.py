@@ -13,8 +13,8 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.image.config import diff_ids, parse_config
 from overlaykit.image.digest import sha256_bytes
 from overlaykit.image.reference import normalize, split
-from overlaykit.store import layers
-from overlaykit.store.files import read_json, write_bytes, write_json
+from overlaykit.store import containers, layers
+from overlaykit.store.files import list_names, read_json, write_bytes, write_json
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
@@ -43,10 +43,7 @@ def _write_tags(layout: Layout, tags: dict[str, str]) -> None:
 
 
 def _image_ids(layout: Layout) -> list[str]:
-    try:
-        return sorted("sha256:" + n for n in os.listdir(layout.imagedb) if len(n) == 64)
-    except FileNotFoundError:
-        return []
+    return ["sha256:" + n for n in list_names(layout.imagedb) if len(n) == 64]
 
 
 def _load(layout: Layout, image_id: str, tags: dict[str, str]) -> StoredImage:
@@ -177,12 +174,7 @@ def _is_id_prefix(ref: str, image_id: str) -> bool:
 
 
 def _containers_using(layout: Layout, image_id: str) -> list[str]:
-    try:
-        names = sorted(os.listdir(layout.containers))
-    except FileNotFoundError:
-        return []
-    return [n for n in names
-            if (read_json(layout.container_config(n), {}) or {}).get("Image") == image_id]
+    return sorted(c.id for c in containers.list_containers(layout) if c.config.get("Image") == image_id)
 
 
 def image_size(layout: Layout, image: StoredImage) -> int:

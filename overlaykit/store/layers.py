@@ -18,7 +18,7 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.image.digest import HashingReader, short
 from overlaykit.linux.tree import remove_tree
 from overlaykit.store import overlay2
-from overlaykit.store.files import read_json, read_text, write_bytes, write_text
+from overlaykit.store.files import list_names, read_text, write_bytes, write_text
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
@@ -158,25 +158,7 @@ def _register(layout: Layout, chain: str, diff_id: str, cache: str, parent: str 
 
 
 def stored_chain_ids(layout: Layout) -> list[str]:
-    try:
-        return sorted("sha256:" + name for name in os.listdir(layout.layerdb) if len(name) == 64)
-    except FileNotFoundError:
-        return []
-
-
-def container_layers(layout: Layout) -> tuple[set[str], set[str]]:
-    """(image IDs, cache IDs) that container records use: "Image", "InitLayer", "RWLayer"."""
-    images, caches = set(), set()
-    try:
-        names = os.listdir(layout.containers)
-    except FileNotFoundError:
-        return images, caches
-    for name in names:
-        record = read_json(layout.container_config(name), {}) or {}
-        if record.get("Image"):
-            images.add(record["Image"])
-        caches.update(record[k] for k in ("InitLayer", "RWLayer") if record.get(k))
-    return images, caches
+    return ["sha256:" + name for name in list_names(layout.layerdb) if len(name) == 64]
 
 
 def release_layers(layout: Layout, chain_ids: Iterable[str]) -> list[str]:

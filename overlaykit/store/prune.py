@@ -11,7 +11,7 @@ import os
 
 from overlaykit.linux.tree import remove_tree
 from overlaykit.store import containers, layers, overlay2
-from overlaykit.store.files import read_json, read_text
+from overlaykit.store.files import list_names, read_text
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
@@ -32,17 +32,8 @@ def prune(layout: Layout) -> list[str]:
 
 def _running_layers(layout: Layout) -> set[str]:
     """Cache IDs of the writable layers of containers whose PID 1 is alive."""
-    live = set()
-    try:
-        names = os.listdir(layout.containers)
-    except FileNotFoundError:
-        return live
-    for name in names:
-        config = read_json(layout.container_config(name), {}) or {}
-        state = read_json(layout.container_state(name), {}) or {}
-        if config.get("RWLayer") and containers.is_running(state):
-            live.add(config["RWLayer"])
-    return live
+    return {c.config["RWLayer"] for c in containers.list_containers(layout)
+            if c.config.get("RWLayer") and containers.is_running(c.state)}
 
 
 def _unmount_stale(layout: Layout) -> list[str]:
@@ -66,10 +57,7 @@ def _unmount_stale(layout: Layout) -> list[str]:
 
 
 def _clear_staging(layout: Layout) -> list[str]:
-    try:
-        names = sorted(os.listdir(layout.staging))
-    except FileNotFoundError:
-        return []
+    names = list_names(layout.staging)
     for name in names:
         path = os.path.join(layout.staging, name)
         remove_tree(path)
@@ -90,13 +78,9 @@ def _remove_temporary_files(layout: Layout) -> list[str]:
 def _remove_unused_layers(layout: Layout) -> list[str]:
     """layerdb entries that are half-written, lost their directory, or no image uses."""
     from overlaykit.store.images import used_chain_ids
-    try:
-        names = sorted(os.listdir(layout.layerdb))
-    except FileNotFoundError:
-        return []
     used = used_chain_ids(layout)
     done = []
-    for name in names:
+    for name in list_names(layout.layerdb):
         chain = "sha256:" + name
         complete = layers.layer_exists(layout, chain) and os.path.isdir(
             layout.layer_dir(layers.cache_id(layout, chain)))
@@ -112,15 +96,12 @@ def _remove_unused_layers(layout: Layout) -> list[str]:
 
 def _remove_orphan_dirs(layout: Layout) -> list[str]:
     """overlay2/<id> that no layerdb entry and no container record names."""
-    try:
-        names = sorted(os.listdir(layout.overlay2))
-    except FileNotFoundError:
-        return []
     known = {layers.cache_id(layout, c) for c in layers.stored_chain_ids(layout)
              if layers.layer_exists(layout, c)}
-    known |= layers.container_layers(layout)[1]
+    known |= {c.config[key] for c in containers.list_containers(layout)
+              for key in ("InitLayer", "RWLayer") if c.config.get(key)}
     done = []
-    for name in names:
+    for name in list_names(layout.overlay2):
         if name != "l" and name not in known:
             overlay2.remove(layout, name)
             done.append(f"Deleted layer directory: {name}")
@@ -130,15 +111,13 @@ def _remove_orphan_dirs(layout: Layout) -> list[str]:
 def _fix_links(layout: Layout) -> list[str]:
     """Drop l/ links that lead nowhere; give back the link of a layer that lost it."""
     done = []
-    try:
-        shorts = sorted(os.listdir(layout.links))
-    except FileNotFoundError:
+    if not os.path.exists(layout.links):
         return done
-    for short in shorts:
+    for short in list_names(layout.links):
         if not os.path.exists(layout.link(short)):
             os.unlink(layout.link(short))
             done.append(f"Deleted link: l/{short}")
-    for name in sorted(os.listdir(layout.overlay2)):
+    for name in list_names(layout.overlay2):
         try:
             short = read_text(layout.layer_link_file(name)).strip()
         except (FileNotFoundError, NotADirectoryError):

@@ -9,7 +9,8 @@ from contextlib import suppress
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.tree import remove_tree
-from overlaykit.store.files import read_json, write_json
+from overlaykit.store import containers
+from overlaykit.store.files import list_names, read_json, write_json
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
@@ -73,25 +74,13 @@ def is_anonymous(layout: Layout, name: str) -> bool:
 
 
 def names(layout: Layout) -> list[str]:
-    try:
-        entries = os.listdir(layout.volumes)
-    except FileNotFoundError:
-        return []
-    return sorted(n for n in entries if exists(layout, n))
+    return [n for n in list_names(layout.volumes) if exists(layout, n)]
 
 
 def users(layout: Layout, name: str) -> list[str]:
     """Ids of the containers, running or not, whose record mounts the volume (Docker counts both)."""
-    try:
-        ids = os.listdir(layout.containers)
-    except FileNotFoundError:
-        return []
-    found = []
-    for cid in sorted(ids):
-        config = read_json(layout.container_config(cid)) or {}
-        if any(m.get("Type") == "volume" and m.get("Name") == name for m in config.get("Mounts") or []):
-            found.append(cid)
-    return found
+    return sorted(c.id for c in containers.list_containers(layout)
+                  if any(m.get("Type") == "volume" and m.get("Name") == name for m in c.config.get("Mounts") or []))
 
 
 def remove(layout: Layout, name: str, force: bool = False) -> bool:
