@@ -10,14 +10,13 @@ import os
 import socket
 from typing import NoReturn
 
-from overlaykit.linux.capabilities import DOCKER_DEFAULT, limit_to
 from overlaykit.linux.namespaces import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
                                          sethostname, unshare)
 from overlaykit.linux.pivot import pivot_into
 from overlaykit.runtime.dev import make_dev
 from overlaykit.runtime.mounts import make_dirs, mount_all
 from overlaykit.runtime.network import bring_up_loopback
-from overlaykit.runtime.process import apply_user, exec_command
+from overlaykit.runtime.process import exec_as
 from overlaykit.runtime.rootfs import (bind_etc_files, bind_rootfs, make_root_readonly,
                                        mount_proc, mount_sys, root_propagation,
                                        set_root_propagation)
@@ -64,6 +63,4 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
         attach_terminal(channel, user, console=True)
     else:
         attach_stdio(spec.stdin_open)
-    limit_to(set(DOCKER_DEFAULT.values()))
-    apply_user(user)
-    exec_command(spec.argv, process_env(spec.env, spec.hostname, spec.tty, user.home), command)
+    exec_as(user, spec.argv, process_env(spec.env, spec.hostname, spec.tty, user.home), command)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from overlaykit.errors import OverlaykitError
-from overlaykit.linux.capabilities import DOCKER_DEFAULT, limit_to
 from overlaykit.linux.namespaces import NAMESPACE_FLAGS, open_namespaces, setns
-from overlaykit.runtime.process import apply_user, exec_command, spawn
+from overlaykit.runtime.process import exec_as, spawn
 from overlaykit.runtime.spec import merge_env, process_env
 from overlaykit.runtime.start import supervise
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
@@ -74,6 +73,4 @@ def _exec_main(namespaces: dict[str, int], root_fd: int, workdir: str, options: 
         attach_terminal(channel, user, console=False)
     else:
         attach_stdio(options.stdin_open)
-    limit_to(set(DOCKER_DEFAULT.values()))
-    apply_user(user)
-    exec_command(options.argv, env, command)
+    exec_as(user, options.argv, env, command)

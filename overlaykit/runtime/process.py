@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, NoReturn
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.linux.capabilities import DOCKER_DEFAULT, limit_to
 from overlaykit.runtime.user import User
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
@@ -128,6 +129,15 @@ def wait_for(pid: int) -> int:
 
 
 # --- in the child ---
+
+def exec_as(user: User, argv: tuple[str, ...] | list[str], env: list[str], command: str) -> NoReturn:
+    """The end of run's and exec's child, so both give the command the same privileges: Docker's
+    default capabilities (dropping needs CAP_SETPCAP, which setuid to a user takes), the user,
+    then execve."""
+    limit_to(set(DOCKER_DEFAULT.values()))
+    apply_user(user)
+    exec_command(argv, env, command)
+
 
 def apply_user(user: User) -> None:
     """Drop to the user: supplementary groups, then the gid, then the uid."""
