@@ -4,6 +4,8 @@ import sys
 
 import click
 
+from overlaykit.cli.output import human_size, print_columns
+
 
 @click.command()
 @click.option("-i", "--input", "input_", metavar="ARCHIVE", help="Read from ARCHIVE (- for stdin).")
@@ -62,9 +64,9 @@ def images(layout, as_json: bool, quiet: bool) -> None:
         for row in dict.fromkeys(r["ID"] for r in rows):
             click.echo(row.split(":", 1)[1][:12])
     else:
-        _table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+        print_columns(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
                [[r["Repository"], r["Tag"], r["ID"].split(":", 1)[1][:12],
-                 _ago(r["Created"]), _size(r["Size"])] for r in rows])
+                 _ago(r["Created"]), human_size(r["Size"], 3)] for r in rows])
 
 
 @click.command()
@@ -92,26 +94,8 @@ def history(layout, ref: str, no_trunc: bool) -> None:
         created_by = step["CreatedBy"]
         if not no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append([image, _ago(step["Created"]), created_by, _size(step["Size"]), step["Comment"]])
-    _table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    for row in [header, *rows]:
-        click.echo("   ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-
-
-def _size(n: int) -> str:
-    """Docker's decimal sizes with three significant digits: 2.13MB, 143kB, 0B."""
-    if n < 1000:
-        return f"{n}B"
-    value, unit = float(n), "B"
-    for unit in ("kB", "MB", "GB", "TB"):
-        value /= 1000
-        if value < 999.5:  # would round to 1e+03
-            break
-    return f"{value:.3g}{unit}"
+        rows.append([image, _ago(step["Created"]), created_by, human_size(step["Size"], 3), step["Comment"]])
+    print_columns(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows)
 
 
 def _ago(created: str | None) -> str:

@@ -2,6 +2,7 @@
 
 import click
 
+from overlaykit.cli.output import human_size
 from overlaykit.errors import OverlaykitError
 
 
@@ -95,14 +96,4 @@ def prune(layout, everything: bool, force: bool) -> None:
         for name, _ in removed:
             click.echo(name)
         click.echo()
-    click.echo(f"Total reclaimed space: {_human(sum(size for _, size in removed))}")
-
-
-def _human(size: float) -> str:
-    """Docker's units.HumanSize: decimal units, four significant digits."""
-    units = ["B", "kB", "MB", "GB", "TB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.4g}{units[i]}"
+    click.echo(f"Total reclaimed space: {human_size(sum(size for _, size in removed), 4)}")

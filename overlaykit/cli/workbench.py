@@ -2,6 +2,8 @@
 
 import click
 
+from overlaykit.cli.output import human_size, print_columns
+
 
 @click.command()
 @click.option("--lower", metavar="DIR[:DIR...]", help="Lower directories, top first.")
@@ -35,25 +37,16 @@ def umount(lazy: bool, target: str) -> None:
     workbench.unmount(target, lazy)
 
 
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(c) for c in col) for col in zip(*rows)]
-    for row in rows:
-        click.echo("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-
-
 @click.command()
 @click.argument("ref", metavar="IMAGE|CONTAINER")
 @click.pass_obj
 def layers(layout, ref: str) -> None:
     """Each layer of an image or container, top first: size, files, whiteouts, opaque dirs."""
-    from overlaykit.cli.images import _size
     from overlaykit.store import explain
     found = [explain.contents(layer) for layer in explain.stack(layout, ref)]
-    rows = [["LAYER", "CACHE ID", "SIZE", "FILES", "WHITEOUTS", "OPAQUE", "DIRECTORY"]]
-    for c in found:
-        rows.append([c.layer.name, c.layer.cache_id[:12], _size(c.size), str(c.files),
-                     str(len(c.whiteouts)), str(len(c.opaque_dirs)), c.layer.diff])
-    _table(rows)
+    print_columns(["LAYER", "CACHE ID", "SIZE", "FILES", "WHITEOUTS", "OPAQUE", "DIRECTORY"],
+                  [[c.layer.name, c.layer.cache_id[:12], human_size(c.size, 3), str(c.files),
+                    str(len(c.whiteouts)), str(len(c.opaque_dirs)), c.layer.diff] for c in found])
     for c in found:
         for path in c.whiteouts:
             click.echo(f"{c.layer.name}: whiteout {path}")
@@ -76,9 +69,8 @@ def explain(layout, ref: str, path: str) -> None:
         kind = next(s.kind for s in found.sightings if s.layer is found.source)
         copied = ", copied up" if found.copied_up else ""
         click.echo(f"{found.path}: {kind} from {found.source.name}{copied}")
-    rows = [["LAYER", "ENTRY", "STATE", "WHY"]]
-    rows += [[s.layer.name, s.kind, s.state, s.note] for s in found.sightings]
     if found.sightings:
-        _table(rows)
+        print_columns(["LAYER", "ENTRY", "STATE", "WHY"],
+                      [[s.layer.name, s.kind, s.state, s.note] for s in found.sightings])
     for layer_name, directory in found.opaque_on_the_way:
         click.echo(f"opaque directory on the way: {directory} in {layer_name}")
