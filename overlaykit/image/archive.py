@@ -9,12 +9,11 @@ unpacking the blobs is the loader's job. Every path an archive names is checked 
 
 import os
 import posixpath
-import platform as _platform
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from overlaykit.errors import OverlaykitError
-from overlaykit.image.config import parse_json
+from overlaykit.image.config import host_architecture, parse_json
 from overlaykit.image.digest import mismatch, parse_digest, sha256_bytes, short
 from overlaykit.image.reference import is_valid, normalize
 
@@ -67,9 +66,7 @@ class ArchivedImage:
 
 
 def host_platform() -> str:
-    machine = _platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
-    return f"linux/{arch}"
+    return f"linux/{host_architecture()}"
 
 
 def safe_path(name: object, what: str) -> str:

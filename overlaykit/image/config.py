@@ -6,6 +6,14 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.image.digest import parse_digest
 
 
+def host_architecture() -> str:
+    """The host's architecture in Go's words, as an image config's "architecture" and an OCI
+    platform ("linux/amd64") name it."""
+    import platform
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+
+
 def parse_json(data: bytes, what: str):
     """JSON from an archive; bad JSON is the archive's fault, told in one line."""
     try:

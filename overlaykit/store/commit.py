@@ -11,15 +11,13 @@ the upper dir is packed may or may not be in the layer. The CLI says so.
 """
 
 import json
-import platform
-import time
 
-from overlaykit.errors import OverlaykitError
+from overlaykit.image.config import host_architecture
 from overlaykit.image.config_changes import apply_changes
 from overlaykit.image.reference import normalize
 from overlaykit.store import images, layers
 from overlaykit.store.container_fs import container_fs, find
-from overlaykit.store.containers import Container
+from overlaykit.store.containers import Container, timestamp
 from overlaykit.store.images import StoredImage
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -27,12 +25,6 @@ from overlaykit.store.lock import store_lock
 # What a container's run config carries into the committed image's config.
 RUN_CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Volumes", "ExposedPorts",
                    "Labels", "StopSignal")
-
-
-def now() -> str:
-    """RFC 3339 with nanoseconds, UTC, as Docker writes "created"."""
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def commit(layout: Layout, container_ref: str, ref: str | None = None, message: str = "",
@@ -63,10 +55,10 @@ def commit(layout: Layout, container_ref: str, ref: str | None = None, message: 
 
 def _committed_config(config: dict, container: Container, diff_id: str, author: str, message: str) -> bytes:
     """The parent's config (run config applied) with the new layer, a history entry and the dates."""
-    created = now()
+    created = timestamp()
     config["created"] = created
     config["container"] = container.id
-    config.setdefault("architecture", _go_arch())
+    config.setdefault("architecture", host_architecture())
     config.setdefault("os", "linux")
     if author:
         config["author"] = author
@@ -84,9 +76,3 @@ def _committed_config(config: dict, container: Container, diff_id: str, author: 
 def _command_line(record: dict) -> list[str]:
     path = record.get("Path")
     return [path, *(record.get("Args") or [])] if path else list((record.get("Config") or {}).get("Cmd") or [])
-
-
-def _go_arch() -> str:
-    """The host's architecture in Go's (and so the image config's) words."""
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)

@@ -14,10 +14,11 @@ from typing import BinaryIO
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.compression import PeekReader, decompressed
+from overlaykit.image.config import host_architecture
 from overlaykit.image.config_changes import apply_changes
 from overlaykit.image.reference import normalize
 from overlaykit.store import images, layers
-from overlaykit.store.commit import _go_arch, now
+from overlaykit.store.containers import timestamp
 from overlaykit.store.images import StoredImage
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -82,11 +83,11 @@ def import_tarball(layout: Layout, source: str, ref: str | None = None,
         else:
             with open(source, "rb") as f:
                 chain = layers.add_layer(layout, None, _uncompressed(f, what), None, what)
-        created = now()
+        created = timestamp()
         entry = {"created": created, "created_by": f"Imported from {source}"}
         if message:
             entry["comment"] = message
-        config = {"architecture": _go_arch(), "config": config_part, "created": created,
+        config = {"architecture": host_architecture(), "config": config_part, "created": created,
                   "history": [entry], "os": "linux",
                   "rootfs": {"type": "layers", "diff_ids": [layers.layer_info(layout, chain)["DiffID"]]}}
         return images.add_image(layout, json.dumps(config, separators=(",", ":")).encode(),
