@@ -99,22 +99,7 @@ def history(layout, ref: str, no_trunc: bool) -> None:
 
 
 def _ago(created: str | None) -> str:
-    """'2 hours ago' from an RFC 3339 time, as docker prints it."""
-    from datetime import datetime, timezone
-    if not created:
-        return "N/A"
-    try:
-        when = datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00" if created.endswith("Z")
-                                      else created)
-    except ValueError:
-        return created
-    seconds = (datetime.now(timezone.utc) - when).total_seconds()
-    if seconds < 0:
-        return "Less than a second ago"
-    for limit, div, unit in ((60, 1, "second"), (3600, 60, "minute"), (86400 * 2, 3600, "hour"),
-                             (86400 * 14, 86400, "day"), (86400 * 60, 604800, "week"),
-                             (86400 * 730, 2592000, "month"), (float("inf"), 31536000, "year")):
-        if seconds < limit:
-            n = int(seconds // div)
-            return f"{n} {unit}{'' if n == 1 else 's'} ago"
-    return created
+    import time
+
+    from overlaykit.runtime.lifecycle import ago
+    return (ago(created, time.time()) if created else "") or "N/A"

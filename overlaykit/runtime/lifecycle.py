@@ -172,7 +172,8 @@ def human_duration(seconds: float) -> str:
     return f"{int(seconds / 3600) // 24 // 365} years"
 
 
-def _ago(timestamp: str, now: float) -> str:
+def ago(timestamp: str, now: float) -> str:
+    """'About a minute ago' from an RFC 3339 time, as docker ps and docker images print it."""
     when = containers.parse_timestamp(timestamp)
     return "" if when is None else human_duration(now - when) + " ago"
 
@@ -184,7 +185,7 @@ def status_line(state: dict, now: float) -> str:
         return "Up " + human_duration(now - started)
     if state["Status"] == "created":
         return "Created"
-    return f"Exited ({state['ExitCode']}) {_ago(state['FinishedAt'], now)}".rstrip()
+    return f"Exited ({state['ExitCode']}) {ago(state['FinishedAt'], now)}".rstrip()
 
 
 def ps_rows(layout: Layout, show_all: bool) -> list[dict]:
@@ -198,7 +199,7 @@ def ps_rows(layout: Layout, show_all: bool) -> list[dict]:
         command = " ".join([c.config["Path"], *c.config["Args"]])
         rows.append({"ID": c.id, "Image": c.config["ImageRef"], "ImageID": c.config["Image"],
                      "Command": command, "Created": c.config["Created"],
-                     "CreatedAgo": _ago(c.config["Created"], now), "State": state["Status"],
+                     "CreatedAgo": ago(c.config["Created"], now), "State": state["Status"],
                      "Status": status_line(state, now), "ExitCode": state["ExitCode"],
                      "Pid": state["Pid"], "Names": c.name})
     return rows

@@ -51,12 +51,22 @@ def timestamp(ns: int | None = None) -> str:
 
 
 def parse_timestamp(value: str) -> float | None:
-    """Seconds since the epoch for a timestamp() string; None for ZERO_TIME."""
-    if not value or value == ZERO_TIME:
-        return None
+    """Seconds since the epoch for an RFC 3339 time (ours, or an image's "created", which
+    may carry an offset); None for ZERO_TIME or anything that is not such a time."""
     import calendar
-    whole, _, frac = value.rstrip("Z").partition(".")
-    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+    import re
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", value or "")
+    if not match or value == ZERO_TIME:
+        return None
+    whole, frac, zone = match.groups()
+    try:
+        seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+    if zone != "Z":
+        sign = -1 if zone[0] == "+" else 1
+        seconds += sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return seconds + float("0" + (frac or ".0"))
 
 
 def is_running(state: dict) -> bool:
