@@ -76,14 +76,17 @@ def test_stack_longer_than_a_page_takes_the_kernels_mount_path(cli, tmp_path):
     assert sorted(os.listdir(target)) == sorted(f"f{i}" for i in range(40))
 
 
-def test_paths_longer_than_fsconfig_takes_fall_back_to_relative_names(cli, tmp_path):
-    """fsconfig strings stop at 256 bytes, so even lowerdir+ cannot take these paths."""
+def test_paths_longer_than_fsconfig_takes_are_named_relative_to_their_parent(cli, tmp_path):
+    """fsconfig strings stop at 256 bytes: lowerdir+ gets the layers relative to their common
+    parent (as the relative fallback does on kernels without lowerdir+)."""
     base = tmp_path / ("c" * 250)
     lowers = [tree(base / "l" / str(i), {f"f{i}": ""}) for i in range(20)]
     target = tmp_path / "merged"
     target.mkdir()
+    assert all(len(str(lower)) > 256 for lower in lowers)
     proc = cli("mount", "--lower", ":".join(map(str, lowers)), str(target), check=True)
-    assert proc.stdout == f"overlay on {target} (mount path: relative)\n"
+    path = "lowerdir+" if kernel() >= (6, 8) else "relative"
+    assert proc.stdout == f"overlay on {target} (mount path: {path})\n"
     assert sorted(os.listdir(target)) == sorted(f"f{i}" for i in range(20))
 
 

@@ -8,7 +8,9 @@
 
 import errno
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from overlaykit.linux.mount import bind, mount
 from overlaykit.linux.newmount import mount_fs
@@ -52,29 +54,40 @@ def mount_overlay(spec: OverlaySpec, target: str) -> str:
     if len(data) < PAGE_SIZE:
         mount("overlay", target, "overlay", 0, data)
         return "mount"
-    try:
-        options = [_kv(o) for o in spec.options]
-        options += [("lowerdir+", os.path.join(spec.base, p)) for p in spec.lowers]
-        if spec.upper:
-            options += [("upperdir", os.path.join(spec.base, spec.upper)),
-                        ("workdir", os.path.join(spec.base, spec.work))]
-        mount_fs("overlay", target, options)
-        return "lowerdir+"
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise
-    data = _option_string(spec, absolute=False)
-    if len(data) >= PAGE_SIZE:
-        raise OSError(errno.E2BIG, f"overlay options are {len(data)} bytes even with short links "
-                      f"and this kernel has no lowerdir+", target)
-    cwd = os.open(".", os.O_PATH | os.O_DIRECTORY)
-    try:
-        os.chdir(spec.base)
+    # Both other paths name the layers relative to base: each fsconfig string must stay
+    # under 256 bytes, and the relative option string is what fits in a page.
+    with _inside(spec.base):
+        try:
+            mount_fs("overlay", target, _fsconfig_options(spec))
+            return "lowerdir+"
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+        data = _option_string(spec, absolute=False)
+        if len(data) >= PAGE_SIZE:
+            raise OSError(errno.E2BIG, f"overlay options are {len(data)} bytes even with short "
+                          f"links and this kernel has no lowerdir+", target)
         mount("overlay", target, "overlay", 0, data)
+        return "relative"
+
+
+def _fsconfig_options(spec: OverlaySpec) -> list[tuple[str, str | None]]:
+    options = [_kv(o) for o in spec.options] + [("lowerdir+", p) for p in spec.lowers]
+    if spec.upper:
+        options += [("upperdir", spec.upper), ("workdir", spec.work)]
+    return options
+
+
+@contextmanager
+def _inside(directory: str) -> Iterator[None]:
+    """Run the block with directory as the working directory, as Docker mounts from overlay2/."""
+    cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(directory)
+        yield
     finally:
         os.fchdir(cwd)
         os.close(cwd)
-    return "relative"
 
 
 def mount_view(spec: OverlaySpec, target: str) -> str:
@@ -102,9 +115,15 @@ def supports_lowerdir_plus() -> bool:
         return False
     try:
         fsconfig(fd, "lowerdir+", "/")
-        return True
     except OSError:
         return False
+    try:
+        # Before 6.5 overlayfs took fsconfig options through the legacy parser, which
+        # accepts any name and fails only at create: a made-up name tells the two apart.
+        fsconfig(fd, "overlaykit-no-such-option", None)
+        return False
+    except OSError:
+        return True
     finally:
         os.close(fd)
 
