@@ -168,3 +168,22 @@ ok run --name scratch --tmpfs /scratch:size=64m "$TAG" sh -c 'echo lost > /scrat
 show "$(graph_dir scratch UpperDir)" 2
 echo "mounts left under $ROOT: $(grep -c " $ROOT/" /proc/self/mountinfo || true)"
 ok rm -v scratch
+
+# --- changes out: what a container changed, as a layer, as an image, as an archive ---
+step "What a container changed: diff/ holds whiteouts for deletions; overlaykit diff prints A/C/D as docker diff does"
+ok run --name changer "$TAG" sh -c 'touch /newfile; rm /etc/motd; echo x >> /opt/app/b; rm -rf /var/cache/junk; mv /opt/app/sub /opt/app/moved'
+show "$(graph_dir changer UpperDir)" 4
+ok diff changer
+
+step "Commit it: the upper dir becomes a layer (whiteouts back to .wh. files), stored like any loaded layer"
+ok commit -m "demo changes" -c 'CMD ["cat", "/opt/app/b"]' changer overlaykit-demo:2
+ok history overlaykit-demo:2
+ok run --rm overlaykit-demo:2
+
+step "Save it: an archive docker load and skopeo read; the new layer's .wh. entries are in it"
+SAVED=$HOST/demo2.tar
+ok save -o "$SAVED" overlaykit-demo:2
+run tar -tf "$SAVED"
+LAST=$(tar -xOf "$SAVED" manifest.json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["Layers"][-1])')
+run sh -c "tar -xOf '$SAVED' $LAST | tar -tvf -"
+ok rm -v changer
