@@ -245,10 +245,11 @@ def test_unknown_image_is_one_line_and_makes_nothing(cli, layout):
 def test_bad_option_is_refused(cli, demo):
     proc = cli("run", "--nope", demo, "true")
     assert proc.returncode == 2
-    assert proc.stderr.splitlines()[-1] == "Error: No such option '--nope'. Did you mean '--name'?"
+    assert proc.stderr == "overlaykit: run: No such option '--nope'. Did you mean '--name'?\n"
     proc = cli("run", "--network", "bridge", demo, "true")
     assert proc.returncode == 2
-    assert "'bridge' is not one of 'none', 'host'" in proc.stderr
+    assert proc.stderr == ("overlaykit: run: Invalid value for '--network': "
+                           "'bridge' is not one of 'none', 'host'.\n")
 
 
 def test_name_in_use_is_refused(cli, demo, layout):

@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("overlaykit: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:  # a wrong option or argument: one line, as every error
+        where = e.ctx.command_path.partition(" ")[2] if e.ctx else ""
+        click.echo(f"overlaykit: {where + ': ' if where else ''}{e.format_message()}", err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
