@@ -255,3 +255,25 @@ def test_hostile_layer_is_refused_and_nothing_escapes(loaded, tmp_path):
     loaded(None, "stdin: layer 1: ", prefix=True, input=open(path, "rb").read())
     assert (canary / "keep").read_text() == "untouched\n"
     assert {p: os.stat(p).st_mtime_ns for p in (canary, canary / "keep")} == before
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("created", 42, "created is not a JSON string"),
+    ("history", {"a": 1}, "history is not a JSON array"),
+    ("history", ["step"], "history[0] is not a JSON object"),
+    ("history", [{"created_by": ["sh"]}], "history[0].created_by is not a JSON string"),
+    ("config", {"Env": "PATH=/bin"}, "config.Env is not a list of strings"),
+    ("config", {"Cmd": ["sh", 1]}, "config.Cmd is not a list of strings"),
+    ("config", {"WorkingDir": 7}, "config.WorkingDir is not a JSON string"),
+    ("config", {"User": 0}, "config.User is not a JSON string"),
+    ("config", {"Volumes": ["/data"]}, "config.Volumes is not a JSON object"),
+    ("config", {"Labels": {"a": 1}}, "config.Labels has a value that is not a string"),
+    ("config", "sh", "config is not a JSON object"),
+])
+def test_config_fields_of_the_wrong_type_are_refused(loaded, tmp_path, field, value, message):
+    """Docker's typed decoding refuses these; so does load, before anything reads them."""
+    layer = layer_tar({"a": b"a\n"})
+    oci = OciLayout()
+    oci.add(oci.manifest([layer], {**config_for([layer]), field: value}), ref="odd:1")
+    path = write_tar(str(tmp_path / "odd.tar"), oci.all_files())
+    loaded(path, f"{path}: config: {message}")

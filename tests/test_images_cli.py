@@ -175,3 +175,17 @@ def test_prune_removes_crash_leftovers_and_keeps_what_is_used(layout, cli, fixtu
     assert cli("prune", check=True).stdout == ""
     cli("load", fixture_path("demo-oci.tar"), check=True)
     assert len(layers.stored_chain_ids(layout)) == 3
+
+
+@pytest.mark.parametrize("created", ["yesterday", "2024-13-45T99:00:00Z", "", None])
+def test_an_images_odd_created_time_shows_as_na(layout, cli, tmp_path, created):
+    """created comes from the archive: whatever it holds, images and history print a line."""
+    from archives import OciLayout, config_for, layer_tar, write_tar
+    layer = layer_tar({"hello": b"hi\n"})
+    oci = OciLayout()
+    oci.add(oci.manifest([layer], config_for([layer], created=created)), ref="odd:1")
+    cli("load", write_tar(str(tmp_path / "odd.tar"), oci.all_files()), check=True)
+    row = cli("images", check=True).stdout.splitlines()[1].split()
+    assert row[:2] == ["odd", "1"] and row[3] == "N/A"
+    history = cli("history", "odd:1", check=True).stdout.splitlines()
+    assert history[1].split()[1] == "N/A"

@@ -50,13 +50,15 @@ def timestamp(ns: int | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-def parse_timestamp(value: str) -> float | None:
+def parse_timestamp(value: object) -> float | None:
     """Seconds since the epoch for an RFC 3339 time (ours, or an image's "created", which
     may carry an offset); None for ZERO_TIME or anything that is not such a time."""
     import calendar
     import re
-    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", value or "")
-    if not match or value == ZERO_TIME:
+    if not isinstance(value, str) or value == ZERO_TIME:
+        return None
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", value)
+    if not match:
         return None
     whole, frac, zone = match.groups()
     try:
