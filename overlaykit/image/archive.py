@@ -117,23 +117,32 @@ def _docker_images(source: Source, what: str) -> list[ArchivedImage]:
         if not isinstance(entry, dict) or not isinstance(entry.get("Layers"), list):
             raise OverlaykitError(f"{where}: no Config and Layers")
         config_path = safe_path(entry.get("Config"), where)
-        tags = tuple(normalize(t, f"{where}: RepoTags") for t in entry.get("RepoTags") or ())
-        layers = tuple(LayerBlob(p, _digest_from_name(p), None, None)
+        tags = _repo_tags(entry.get("RepoTags"), where)
+        layers = tuple(LayerBlob(p, _digest_from_name(p, where), None, None)
                        for p in (safe_path(p, where) for p in entry["Layers"]))
-        config_digest = _digest_from_name(config_path)
+        config_digest = _digest_from_name(config_path, where)
         if config_digest is None:
             raise OverlaykitError(f"{where}: config {config_path} is not named by its digest")
         images.append(ArchivedImage(config_path, config_digest, None, layers, tags))
     return images
 
 
-def _digest_from_name(path: str) -> str | None:
+def _repo_tags(value: object, where: str) -> tuple[str, ...]:
+    """RepoTags: null or a list of references; a lone string is not read letter by letter."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise OverlaykitError(f"{where}: RepoTags is not a list")
+    return tuple(normalize(t, f"{where}: RepoTags") for t in value)
+
+
+def _digest_from_name(path: str, where: str) -> str | None:
     """blobs/sha256/<hex> and legacy <hex>.json are named by their digest; layer.tar is not."""
     parts = path.split("/")
     if len(parts) == 3 and parts[0] == "blobs":
-        return parse_digest(f"{parts[1]}:{parts[2]}", path)
+        return parse_digest(f"{parts[1]}:{parts[2]}", f"{where}: {path}")
     if len(parts) == 1 and parts[0].endswith(".json"):
-        return parse_digest("sha256:" + parts[0][:-len(".json")], path)
+        return parse_digest("sha256:" + parts[0][:-len(".json")], f"{where}: {path}")
     return None
 
 
@@ -170,6 +179,8 @@ def _manifest_list(index, where: str) -> list[dict]:
 def _oci_tags(desc: dict, where: str) -> tuple[str, ...]:
     """containerd's full image name, else ref.name when it is a whole name:tag (skopeo writes that)."""
     notes = desc.get("annotations") or {}
+    if not isinstance(notes, dict) or not all(isinstance(v, str) for v in notes.values()):
+        raise OverlaykitError(f"{where}: annotations are not a map of strings")
     for key in ("io.containerd.image.name", "org.opencontainers.image.ref.name"):
         name = notes.get(key)
         if isinstance(name, str) and ":" in name and is_valid(name):
@@ -191,9 +202,9 @@ def _platform_matches(desc: dict, platform: str) -> bool:
 def _pick_manifest(source: Source, desc: dict, where: str, platform: str, depth: int) -> dict:
     """Follow nested indexes down to the one image manifest for platform."""
     media_type = desc.get("mediaType")
-    if media_type in MANIFEST_TYPES:
+    if _is_one_of(media_type, MANIFEST_TYPES):
         return desc
-    if media_type not in INDEX_TYPES:
+    if not _is_one_of(media_type, INDEX_TYPES):
         raise OverlaykitError(f"{where}: unknown media type {media_type!r}")
     if depth > 8:
         raise OverlaykitError(f"{where}: indexes nested too deep")
@@ -210,19 +221,24 @@ def _oci_image(source: Source, desc: dict, where: str, tags: tuple[str, ...]) ->
             or not isinstance(manifest.get("layers"), list):
         raise OverlaykitError(f"{where}: manifest has no config and layers")
     config = manifest["config"]
-    if config.get("mediaType") not in CONFIG_TYPES:
+    if not _is_one_of(config.get("mediaType"), CONFIG_TYPES):
         raise OverlaykitError(f"{where}: config: unknown media type {config.get('mediaType')!r}")
     config_digest = parse_digest(config.get("digest"), f"{where}: config")
     layers = []
     for n, layer in enumerate(manifest["layers"], 1):
         if not isinstance(layer, dict):
             raise OverlaykitError(f"{where}: layer {n}: not a descriptor")
-        if layer.get("mediaType") not in LAYER_TYPES:
+        if not _is_one_of(layer.get("mediaType"), LAYER_TYPES):
             raise OverlaykitError(f"{where}: layer {n}: unknown media type {layer.get('mediaType')!r}")
         digest = parse_digest(layer.get("digest"), f"{where}: layer {n}")
         layers.append(LayerBlob(blob_path(digest), digest, _size(layer, where), layer["mediaType"]))
     return ArchivedImage(blob_path(config_digest), config_digest, _size(config, where),
                          tuple(layers), tags)
+
+
+def _is_one_of(media_type: object, kinds: set[str]) -> bool:
+    """A list or object where a media type belongs is unknown, not a crash on an unhashable key."""
+    return isinstance(media_type, str) and media_type in kinds
 
 
 def _size(desc: dict, where: str) -> int:

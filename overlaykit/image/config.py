@@ -20,6 +20,8 @@ def parse_json(data: bytes, what: str):
         return json.loads(data)
     except (UnicodeDecodeError, ValueError) as e:
         raise OverlaykitError(f"{what}: bad JSON ({e})") from None
+    except RecursionError:
+        raise OverlaykitError(f"{what}: bad JSON (nested too deep)") from None
 
 
 def parse_config(data: bytes, what: str) -> dict:

@@ -20,12 +20,15 @@ def split(ref: str) -> tuple[str, str]:
     return name, tag
 
 
-def is_valid(ref: str) -> bool:
+def is_valid(ref: object) -> bool:
+    """Whether ref is a name[:tag] Docker would accept; anything but a string is not."""
+    if not isinstance(ref, str):
+        return False
     name, tag = split(ref)
     return bool(_NAME.fullmatch(name) and _TAG.fullmatch(tag)) and "@" not in ref
 
 
-def normalize(ref: str, what: str = "reference") -> str:
+def normalize(ref: object, what: str = "reference") -> str:
     """'demo' -> 'demo:latest'; OverlaykitError for what Docker would not accept as a tag."""
     if not is_valid(ref):
         raise OverlaykitError(f"{what}: invalid reference {ref!r}")
