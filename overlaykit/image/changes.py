@@ -21,6 +21,7 @@ opaque directory deletes what the lowers had below it except what it holds itsel
 `hidden` paths (the init layer's /etc/hosts and friends) are left out with what is below them.
 """
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -42,116 +43,189 @@ class Change:
         return f"{self.kind} {self.path}"
 
 
-def sorted_names(directory: str) -> list[str]:
+@dataclass(frozen=True)
+class Entry:
+    """One thing the walk met. dir_fd (its directory, open) is valid until the walk goes on."""
+
+    path: str                 # inside the container: "/etc/motd"
+    st: os.stat_result        # its lstat
+    dir_fd: int
+    name: str
+    parent: tree.Node         # its directory, for a LowerView
+    node: tree.Node | None    # itself, if a directory
+
+
+def _sorted_names(dir_fd: int) -> list[str]:
     """A directory's names sorted bytewise, as Go sorts them."""
-    return sorted(tree.listdir(directory), key=os.fsencode)
+    return sorted(os.listdir(dir_fd), key=os.fsencode)
 
 
-def walk(root: str, hidden: Collection[str] = ()) -> Iterator[tuple[str, os.stat_result]]:
-    """(container path, lstat) for everything under root: parents first, names sorted bytewise.
+def entries(root: str, hidden: Collection[str] = ()) -> Iterator[Entry]:
+    """Everything under root: parents first, names sorted bytewise, with one directory fd open
+    (tree.Cursor), so a deep tree costs its size, not its depth squared.
 
     The root itself is not yielded; an entry that vanishes during the walk (a running
     container) is left out; a hidden path is left out with everything below it.
     """
-    root = root.rstrip("/")
-    stack = [("/", name) for name in reversed(sorted_names(root or "/"))]
-    while stack:
-        parent, name = stack.pop()
-        path = parent + name
-        if path in hidden:
-            continue
-        try:
-            st = tree.lstat(root + path)
-        except FileNotFoundError:
-            continue
-        yield path, st
-        if stat.S_ISDIR(st.st_mode):
+    top = tree.Node(None, "")
+    root_fd = os.open(root.rstrip("/") or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        cursor = tree.Cursor(root_fd)
+    finally:
+        os.close(root_fd)
+    with cursor:
+        stack = [(top, "/", name) for name in reversed(_sorted_names(cursor.fd))]
+        while stack:
+            parent, prefix, name = stack.pop()
+            path = prefix + name
+            if path in hidden:
+                continue
+            fd = cursor.at(parent)
+            if fd is None:
+                continue
             try:
-                names = sorted_names(root + path)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            stack.extend((path + "/", child) for child in reversed(names))
+            node = parent.child(name) if stat.S_ISDIR(st.st_mode) else None
+            yield Entry(path, st, fd, name, parent, node)
+            if node is not None and (fd := cursor.at(node)) is not None:
+                stack.extend((node, path + "/", child) for child in reversed(_sorted_names(fd)))
+
+
+def walk(root: str, hidden: Collection[str] = ()) -> Iterator[tuple[str, os.stat_result]]:
+    """(container path, lstat) for everything under root, as `entries` walks it."""
+    for entry in entries(root, hidden):
+        yield entry.path, entry.st
 
 
 def is_whiteout(st: os.stat_result) -> bool:
     return is_whiteout_device(st.st_mode, st.st_rdev)
 
 
-def is_opaque(full_path: str) -> bool:
+def is_opaque_at(dir_fd: int, name: str) -> bool:
+    """Whether name in the directory dir_fd is an opaque directory."""
     try:
-        return tree.getxattr(full_path, OPAQUE_XATTR) == OPAQUE_VALUE
+        return tree.getxattr_at(dir_fd, name, OPAQUE_XATTR) == OPAQUE_VALUE
     except OSError:
         return False
 
 
-def _lstat(path: str) -> os.stat_result | None:
+def _opaque_below(fd: int, hides: bool) -> bool:
+    """A layer cursor's value: whether an opaque directory on the way hides the layers below."""
+    if hides:
+        return True
     try:
-        return tree.lstat(path)
+        return os.getxattr(fd, OPAQUE_XATTR) == OPAQUE_VALUE
+    except OSError:
+        return False
+
+
+def _lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         return None
 
 
-def _in_layer(layer: str, path: str) -> tuple[os.stat_result | None, bool]:
-    """(lstat of path in this one layer or None, whether this layer hides path in the layers below).
+@dataclass(frozen=True)
+class _Layer:
+    """A lower dir's cursor, and the walk's directories it has not (with whether it hides what
+    the layers below have there): image layers do not change, and asking again would cost
+    the depth each time."""
 
-    Ancestors are checked top down so that no symlink in the layer is ever followed: a
-    non-directory ancestor (file, link, whiteout) hides everything below it, an opaque one
-    hides what the lower layers have below it.
+    cursor: tree.Cursor
+    missing: dict[tree.Node, bool]
+
+
+def _in_layer(layer: _Layer, parent: tree.Node, name: str) -> tuple[os.stat_result | None, bool]:
+    """(lstat of parent/name in this one layer or None, whether this layer hides it in the layers
+    below); the layer's cursor is left on parent when it is there.
+
+    The cursor goes down with no symlink followed: a non-directory ancestor (file, link,
+    whiteout) hides everything below it, an opaque one hides what the lower layers have below it.
     """
-    hides = False
-    current = layer
-    for part in path.strip("/").split("/")[:-1]:
-        current += "/" + part
-        st = _lstat(current)
-        if st is None:
-            return None, hides
-        if not stat.S_ISDIR(st.st_mode):
-            return None, True
-        hides = hides or is_opaque(current)
-    return _lstat(layer + path), hides
+    hides = layer.missing.get(parent)
+    if hides is None and parent.parent is not None:
+        hides = layer.missing.get(parent.parent)
+    if hides is not None:
+        layer.missing[parent] = hides
+        return None, hides
+    cursor = layer.cursor
+    if cursor.at(parent) is not None:
+        return _lstat_at(cursor.fd, name), bool(cursor.value)
+    st = _lstat_at(cursor.fd, cursor.blocked.name)
+    hides = bool(cursor.value) if st is None or stat.S_ISDIR(st.st_mode) else True
+    layer.missing[cursor.blocked] = layer.missing[parent] = hides
+    return None, hides
 
 
 class LowerView:
-    """The lower dirs (top first) as overlayfs merges them, looked up one path at a time."""
+    """The lower dirs (top first) as overlayfs merges them, looked up along a walk's Nodes
+    with a tree.Cursor each; a context manager, for their fds."""
 
     def __init__(self, lowers: Sequence[str]):
-        self.lowers = [lower.rstrip("/") for lower in lowers]
+        self.layers: list[_Layer] = []
+        for lower in lowers:
+            fd = os.open(lower.rstrip("/") or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                self.layers.append(_Layer(tree.Cursor(fd, _opaque_below, False), {}))
+            except BaseException:
+                self.close()
+                raise
+            finally:
+                os.close(fd)
 
-    def find(self, path: str) -> tuple[str, os.stat_result] | None:
-        """(full path in the layer that provides it, its lstat), or None if the merge has no path."""
-        for layer in self.lowers:
-            st, hides = _in_layer(layer, path)
+    def close(self) -> None:
+        for layer in self.layers:
+            layer.cursor.close()
+
+    def __enter__(self) -> "LowerView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def find(self, parent: tree.Node, name: str) -> tuple[int, os.stat_result] | None:
+        """(fd of its directory in the layer that provides parent/name, valid until the next
+        look-up, and its lstat), or None if the merge has no such path."""
+        for layer in self.layers:
+            st, hides = _in_layer(layer, parent, name)
             if st is not None:
-                return None if is_whiteout(st) else (layer + path, st)
+                return None if is_whiteout(st) else (layer.cursor.fd, st)
             if hides:
                 return None
         return None
 
-    def names(self, path: str) -> set[str]:
-        """The names in directory path of the merge."""
+    def names(self, node: tree.Node) -> set[str]:
+        """The names in the directory node of the merge."""
         found: set[str] = set()
         gone: set[str] = set()
-        for layer in self.lowers:
-            st, hides = _in_layer(layer, path)
+        for layer in self.layers:
+            st, hides = _in_layer(layer, node.parent, node.name)
             if st is None:
                 if hides:
                     break
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 break
-            for name in tree.listdir(layer + path):
+            opaque = is_opaque_at(layer.cursor.fd, node.name)
+            fd = layer.cursor.at(node)
+            if fd is None:
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), node.name)
+            for name in os.listdir(fd):
                 if name in found or name in gone:
                     continue
-                child = _lstat(f"{layer}{path}/{name}")
+                child = _lstat_at(fd, name)
                 (gone if child is None or is_whiteout(child) else found).add(name)
-            if is_opaque(layer + path):
+            if opaque:
                 break
         return found
 
 
-def _capability(full_path: str) -> bytes | None:
+def _capability(dir_fd: int, name: str) -> bytes | None:
     try:
-        return tree.getxattr(full_path, CAPABILITY_XATTR)
+        return tree.getxattr_at(dir_fd, name, CAPABILITY_XATTR)
     except OSError:
         return None
 
@@ -163,7 +237,8 @@ def _same_time(a_ns: int, b_ns: int) -> bool:
     return a_sec == b_sec and (a_frac == b_frac or a_frac == 0 or b_frac == 0)
 
 
-def _differs(old_path: str, old: os.stat_result, new_path: str, new: os.stat_result) -> bool:
+def _differs(old_at: tuple[int, str], old: os.stat_result, new_at: tuple[int, str],
+             new: os.stat_result) -> bool:
     """moby's statDifferent plus its security.capability comparison."""
     if (old.st_mode != new.st_mode or old.st_uid != new.st_uid or old.st_gid != new.st_gid
             or old.st_rdev != new.st_rdev):
@@ -171,7 +246,7 @@ def _differs(old_path: str, old: os.stat_result, new_path: str, new: os.stat_res
     if not stat.S_ISDIR(old.st_mode) and (
             not _same_time(old.st_mtime_ns, new.st_mtime_ns) or old.st_size != new.st_size):
         return True
-    return _capability(old_path) != _capability(new_path)
+    return _capability(*old_at) != _capability(*new_at)
 
 
 def _is_hidden(path: str, hidden: Collection[str]) -> bool:
@@ -180,29 +255,25 @@ def _is_hidden(path: str, hidden: Collection[str]) -> bool:
 
 def changes(upper: str, lowers: Sequence[str], hidden: Collection[str] = ()) -> list[Change]:
     """What the upper dir changes in the lowers (top first), as `docker diff` lists it."""
-    upper = upper.rstrip("/")
-    below = LowerView(lowers)
     found: dict[str, str] = {}
-    for path, st in walk(upper, hidden):
-        old = below.find(path)
-        if is_whiteout(st):
-            if old is not None:
-                found[path] = DELETED
-            continue
-        if old is None:
-            found[path] = ADDED
-            continue
-        old_path, old_st = old
-        if _differs(old_path, old_st, upper + path, st):
-            found[path] = CHANGED
-        if stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(old_st.st_mode) and is_opaque(upper + path):
-            kept = set()
-            for name in tree.listdir(upper + path):
-                child = _lstat(f"{upper}{path}/{name}")
-                if child is not None and not is_whiteout(child):
-                    kept.add(name)
-            for name in below.names(path) - kept:
-                found[f"{path}/{name}"] = DELETED
+    with LowerView(lowers) as below:
+        for entry in entries(upper, hidden):
+            path, st = entry.path, entry.st
+            old = below.find(entry.parent, entry.name)
+            if is_whiteout(st):
+                if old is not None:
+                    found[path] = DELETED
+                continue
+            if old is None:
+                found[path] = ADDED
+                continue
+            old_fd, old_st = old
+            if _differs((old_fd, entry.name), old_st, (entry.dir_fd, entry.name), st):
+                found[path] = CHANGED
+            if (entry.node is not None and stat.S_ISDIR(old_st.st_mode)
+                    and is_opaque_at(entry.dir_fd, entry.name)):
+                for name in below.names(entry.node) - _kept(entry.dir_fd, entry.name):
+                    found[f"{path}/{name}"] = DELETED
     for path in list(found):
         parent = os.path.dirname(path)
         while parent != "/" and parent not in found:
@@ -210,6 +281,16 @@ def changes(upper: str, lowers: Sequence[str], hidden: Collection[str] = ()) -> 
             parent = os.path.dirname(parent)
     return [Change(kind, path) for path, kind in sorted(found.items(), key=lambda item: os.fsencode(item[0]))
             if not _is_hidden(path, hidden)]
+
+
+def _kept(dir_fd: int, name: str) -> set[str]:
+    """The names an opaque directory of the upper holds itself, whiteouts left out."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        return {child for child in os.listdir(fd)
+                if (st := _lstat_at(fd, child)) is not None and not is_whiteout(st)}
+    finally:
+        os.close(fd)
 
 
 def format_changes(found: Sequence[Change]) -> str:

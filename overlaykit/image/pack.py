@@ -18,10 +18,9 @@ written as it is read, one file at a time, so a layer is never held in memory.
 import errno
 import os
 import stat
-from contextlib import contextmanager
-from typing import BinaryIO, Callable, Collection, Iterator
+from typing import BinaryIO, Callable, Collection
 
-from overlaykit.image.changes import is_opaque, is_whiteout, walk
+from overlaykit.image.changes import entries, is_opaque_at, is_whiteout
 from overlaykit.image.whiteout import OPAQUE_MARKER, OVERLAY_XATTR_PREFIX, PREFIX
 from overlaykit.linux import tree
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
@@ -44,13 +43,11 @@ def pack_tree(root: str, out: BinaryIO, hidden: Collection[str] = ()) -> None:
 def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> None:
     import tarfile
 
-    root = root.rstrip("/")
     seen: dict[tuple[int, int], str] = {}  # (dev, ino) -> first name, for hard links
-    with _directory(root or "/") as root_fd, \
-            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUFSIZE) as tar:
-        for path, st in walk(root, hidden):
-            full = root + path
-            name = path[1:]
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUFSIZE) as tar:
+        for entry in entries(root, hidden):
+            st, at = entry.st, (entry.dir_fd, entry.name)
+            name = entry.path[1:]
             if layer and is_whiteout(st):
                 parent, base = os.path.split(name)
                 info = tarfile.TarInfo(os.path.join(parent, PREFIX + base))
@@ -60,7 +57,7 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
             info = _info(tarfile, name, st)
             if stat.S_ISSOCK(st.st_mode):
                 continue
-            info.pax_headers = _xattrs(full)
+            info.pax_headers = _xattrs(*at)
             if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
                 first = seen.setdefault((st.st_dev, st.st_ino), name)
                 if first != name:
@@ -69,7 +66,7 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
                     continue
             if stat.S_ISREG(st.st_mode):
                 info.type, info.size = tarfile.REGTYPE, st.st_size
-                fd = _open_walked(root_fd, path, st)
+                fd = _open_walked(*at, st)
                 if fd is None:  # deleted or replaced meanwhile in a running container
                     continue
                 with open(fd, "rb") as f:
@@ -77,12 +74,12 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
             elif stat.S_ISDIR(st.st_mode):
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)
-                if layer and is_opaque(full):
+                if layer and is_opaque_at(*at):
                     marker = _info(tarfile, os.path.join(name, OPAQUE_MARKER), st)
                     marker.mode, marker.mtime = stat.S_IMODE(st.st_mode) & 0o777, 0
                     tar.addfile(marker)
             elif stat.S_ISLNK(st.st_mode):
-                info.type, info.linkname = tarfile.SYMTYPE, tree.readlink(full)
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(entry.name, dir_fd=entry.dir_fd)
                 tar.addfile(info)
             elif stat.S_ISFIFO(st.st_mode):
                 info.type = tarfile.FIFOTYPE
@@ -93,25 +90,18 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
                 tar.addfile(info)
 
 
-@contextmanager
-def _directory(path: str) -> Iterator[int]:
-    fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+def _open_walked(dir_fd: int, name: str, st: os.stat_result) -> int | None:
+    """An fd of the regular file the walk saw as name in its directory dir_fd, or None if it
+    is no longer there.
 
-
-def _open_walked(root_fd: int, path: str, st: os.stat_result) -> int | None:
-    """An fd of the regular file the walk saw at path, or None if it is no longer there.
-
-    A running container can swap a directory on the way for a symlink (to /etc, say) or
-    the file for a FIFO between the walk's lstat and this open: resolved below root_fd with no
-    symlink followed, non-blocking, and checked to be the same inode, so neither a host
-    file nor a hang can get into the tar.
+    A running container can swap the file for a symlink (to /etc/shadow, say) or a FIFO
+    between the walk's lstat and this open: dir_fd is the directory the walk went down to
+    with no symlink followed (a directory on the way swapped for a symlink meanwhile does
+    not matter), name is resolved beneath it with no symlink followed, non-blocking, and
+    checked to be the same inode, so neither a host file nor a hang can get into the tar.
     """
     try:
-        fd = openat2(root_fd, path.lstrip("/"), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY,
+        fd = openat2(dir_fd, name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY,
                      resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
     except OSError as e:
         if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO):
@@ -136,10 +126,10 @@ def _info(tarfile, name: str, st: os.stat_result):
     return info
 
 
-def _xattrs(full_path: str) -> dict[str, str]:
+def _xattrs(dir_fd: int, name: str) -> dict[str, str]:
     """PAX records for the xattrs worth keeping, sorted; raw bytes survive as surrogates."""
     try:
-        names = tree.listxattr(full_path)
+        names = tree.listxattr_at(dir_fd, name)
     except OSError:
         return {}
     records = {}
@@ -147,7 +137,7 @@ def _xattrs(full_path: str) -> dict[str, str]:
         if key.startswith(OVERLAY_XATTR_PREFIX):
             continue
         try:
-            value = tree.getxattr(full_path, key)
+            value = tree.getxattr_at(dir_fd, name, key)
         except OSError:
             continue
         records[_XATTR_KEY + key] = value.decode("utf-8", "surrogateescape")

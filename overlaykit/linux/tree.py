@@ -214,9 +214,131 @@ def getxattr(path: str, attribute: str) -> bytes:
         return os.getxattr(f"/proc/self/fd/{fd}/{name}", attribute, follow_symlinks=False)
 
 
+def getxattr_at(dir_fd: int, name: str, attribute: str) -> bytes:
+    """os.getxattr of name in the directory dir_fd, a symlink not followed (no *at form: /proc)."""
+    return os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", attribute, follow_symlinks=False)
+
+
+def listxattr_at(dir_fd: int, name: str) -> list[str]:
+    """os.listxattr of name in the directory dir_fd, a symlink not followed."""
+    return os.listxattr(f"/proc/self/fd/{dir_fd}/{name}", follow_symlinks=False)
+
+
 def listxattr(path: str) -> list[str]:
     """os.listxattr of path itself (a symlink not followed), for a path of any length."""
     if not _is_long(path):
         return os.listxattr(path, follow_symlinks=False)
     with _Parent(path) as (fd, name):
         return os.listxattr(f"/proc/self/fd/{fd}/{name}", follow_symlinks=False)
+
+
+# -- walking a tree with one directory fd --------------------------------------------------
+
+
+@dataclass(eq=False)
+class Node:
+    """A directory in a walk: its name in its parent (None and "" for the walk's root).
+
+    A cursor knows the directories it holds by Node, so the walk and cursors on other
+    trees that follow it (the lower layers under an upper dir) find their way in steps."""
+
+    parent: "Node | None"
+    name: str
+    depth: int = 0
+
+    def child(self, name: str) -> "Node":
+        return Node(self, name, self.depth + 1)
+
+
+@dataclass
+class _Open:
+    node: Node | None  # None for the root: a cursor serves one walk
+    dev: int
+    ino: int
+    value: object
+
+
+class Cursor:
+    """The fd of one directory below a root at a time, moved from Node to Node of a walk.
+
+    Opening each deep path from the top makes a walk cost depth squared, and keeping an fd
+    per level runs out of fds; a cursor keeps one fd, goes down by name with O_NOFOLLOW (no
+    symlink is ever followed) and up by `..`, checked to be the directory it came from (if the
+    tree was moved meanwhile, down again by names from the root). `enter(fd, parent's value)`,
+    if given, is called on each directory entered; `value` is the current directory's.
+    """
+
+    def __init__(self, root_fd: int, enter=None, value: object = None):
+        self._root = os.open(".", _DIR, dir_fd=root_fd)
+        st = os.fstat(self._root)
+        self.fd, self._enter = os.open(".", _DIR, dir_fd=self._root), enter
+        self.blocked: Node | None = None
+        self._levels = [_Open(None, st.st_dev, st.st_ino, value)]
+
+    @property
+    def value(self) -> object:
+        return self._levels[-1].value
+
+    @property
+    def depth(self) -> int:
+        return len(self._levels) - 1
+
+    def at(self, node: Node) -> int | None:
+        """The fd of node's directory, or None if a directory on the way is gone or is no
+        directory: the cursor then rests on the deepest one it reached, and `blocked` is
+        the Node it could not open."""
+        for _ in range(2):
+            down, common = [], node
+            levels = self._levels
+            while common.depth and (common.depth >= len(levels) or levels[common.depth].node is not common):
+                down.append(common)
+                common = common.parent
+            if self._climb(common.depth):
+                break
+        for step in reversed(down):
+            if not self._descend(step):
+                self.blocked = step
+                return None
+        return self.fd
+
+    def _descend(self, node: Node) -> bool:
+        try:
+            fd = os.open(node.name, _DIR, dir_fd=self.fd)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return False
+            raise
+        st = os.fstat(fd)
+        value = self._enter(fd, self.value) if self._enter else None
+        os.close(self.fd)
+        self.fd = fd
+        self._levels.append(_Open(node, st.st_dev, st.st_ino, value))
+        return True
+
+    def _climb(self, depth: int) -> bool:
+        """Up to the level depth by `..`; False if that was not the way back (then at the root)."""
+        while self.depth > depth:
+            up = os.open("..", _DIR, dir_fd=self.fd)
+            os.close(self.fd)
+            self.fd = up
+            self._levels.pop()
+            st, level = os.fstat(up), self._levels[-1]
+            if (st.st_dev, st.st_ino) != (level.dev, level.ino):
+                self._reset()
+                return False
+        return True
+
+    def _reset(self) -> None:
+        del self._levels[1:]
+        os.close(self.fd)
+        self.fd = os.open(".", _DIR, dir_fd=self._root)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self._root)
+
+    def __enter__(self) -> "Cursor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

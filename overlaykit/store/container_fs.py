@@ -8,13 +8,14 @@ containers never write there, because something is bind-mounted or mounted over 
 """
 
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from overlaykit.errors import OverlaykitError
-from overlaykit.image.changes import Change, LowerView, changes, walk
+from overlaykit.image.changes import Change, LowerView, changes, entries
 from overlaykit.store import containers, overlay2
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
@@ -45,13 +46,13 @@ def container_fs(layout: Layout, container: Container, command: str) -> Containe
 
 def _init_only(init_diff: str, image_lowers: tuple[str, ...]) -> frozenset[str]:
     """The init layer's files and links, and its empty directories the image does not have."""
-    image = LowerView(image_lowers)
     hidden = set()
-    for path, st in walk(init_diff):
-        if not os.path.isdir(init_diff + path) or os.path.islink(init_diff + path):
-            hidden.add(path)
-        elif not os.listdir(init_diff + path) and image.find(path) is None:
-            hidden.add(path)
+    with LowerView(image_lowers) as image:
+        for entry in entries(init_diff):
+            if not stat.S_ISDIR(entry.st.st_mode):
+                hidden.add(entry.path)
+            elif not os.listdir(init_diff + entry.path) and image.find(entry.parent, entry.name) is None:
+                hidden.add(entry.path)
     return frozenset(hidden)
 
 
