@@ -209,6 +209,16 @@ def test_no_image_for_this_platform(loaded, tmp_path):
     loaded(path, f"{path}: index.json manifest 1: no image for platform {host_platform()}")
 
 
+@pytest.mark.parametrize("platform", ["linux/amd64", ["linux"], {"os": "linux", "architecture": 64}])
+def test_a_platform_that_is_not_an_object_of_strings_is_refused(loaded, tmp_path, platform):
+    """Docker's typed decoding refuses it; it must not count as 'no platform, matches all'."""
+    oci = OciLayout()
+    layer = layer_tar({"a": b"a"})
+    oci.add(oci.manifest([layer]), ref="odd:1", platform=platform)
+    path = write_tar(str(tmp_path / "platform.tar"), oci.all_files())
+    loaded(path, f"{path}: index.json manifest 1: platform is not an object of strings")
+
+
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/passwd", "blobs/../../outside"])
 def test_manifest_path_outside_the_archive_is_refused(loaded, tmp_path, fixture_path, bad):
     files = read_tar(fixture_path("demo-docker25.tar"))

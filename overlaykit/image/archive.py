@@ -159,7 +159,7 @@ def _oci_images(source: Source, what: str, platform: str) -> list[ArchivedImage]
     images, skipped = [], []
     for n, desc in enumerate(descriptors, 1):
         where = f"{what}: index.json manifest {n}"
-        if not _platform_matches(desc, platform):
+        if not _platform_matches(desc, platform, where):
             skipped.append(desc)
             continue
         manifest_desc = _pick_manifest(source, desc, where, platform, depth=0)
@@ -188,11 +188,14 @@ def _oci_tags(desc: dict, where: str) -> tuple[str, ...]:
     return ()
 
 
-def _platform_matches(desc: dict, platform: str) -> bool:
+def _platform_matches(desc: dict, platform: str, where: str) -> bool:
     """A descriptor without a platform matches; otherwise os/arch (and variant if both say)."""
     p = desc.get("platform")
-    if not isinstance(p, dict):
+    if p is None:
         return True
+    if not isinstance(p, dict) or not all(isinstance(p.get(k), (str, type(None)))
+                                          for k in ("os", "architecture", "variant")):
+        raise OverlaykitError(f"{where}: platform is not an object of strings")
     want = platform.split("/")
     if [p.get("os"), p.get("architecture")] != want[:2]:
         return False
@@ -210,7 +213,7 @@ def _pick_manifest(source: Source, desc: dict, where: str, platform: str, depth:
         raise OverlaykitError(f"{where}: indexes nested too deep")
     index = _read_blob_json(source, desc, where)
     for child in _manifest_list(index, where):
-        if _platform_matches(child, platform) and child.get("platform"):
+        if _platform_matches(child, platform, where) and child.get("platform"):
             return _pick_manifest(source, child, where, platform, depth + 1)
     raise OverlaykitError(f"{where}: no image for platform {platform}")
 
