@@ -59,15 +59,17 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
     """Docker's storage path from first principles: images, an overlay2 store, containers."""
+    _debug[0] = debug or bool(os.environ.get("OVERLAYKIT_DEBUG"))
     from overlaykit.store.layout import Layout
     ctx.obj = Layout.from_env(root)
+
+
+_debug = [False]  # the group's --debug, as click parsed it (not a word of the container's command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; OverlaykitError and refused syscalls become one line and exit code 1."""
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args[: args.index("--") if "--" in args else len(args)] or bool(
-        os.environ.get("OVERLAYKIT_DEBUG"))
     try:
         code = cli.main(args=args, prog_name="overlaykit", standalone_mode=False)
     except click.exceptions.Abort:
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except (OverlaykitError, OSError) as e:
-        if debug:
+        if _debug[0]:
             raise
         click.echo(f"overlaykit: {_describe(e)}", err=True)
         sys.exit(1)
