@@ -38,11 +38,15 @@ def resolv_conf(network: str) -> str:
 
 
 def write_etc_files(paths: dict[str, str], hostname: str, network: str) -> None:
-    """Write hosts, hostname and resolv.conf (paths maps those names to files)."""
+    """Write hosts, hostname and resolv.conf (paths maps those names to files).
+
+    Mode 0644, as Docker makes them: a container's non-root USER must read them to resolve
+    localhost or its own name.
+    """
     hosts = _host_file("/etc/hosts") if network == "host" else DEFAULT_HOSTS
-    write_text(paths["hosts"], hosts)
-    write_text(paths["hostname"], hostname + "\n")
-    write_text(paths["resolv.conf"], resolv_conf(network))
+    write_text(paths["hosts"], hosts, 0o644)
+    write_text(paths["hostname"], hostname + "\n", 0o644)
+    write_text(paths["resolv.conf"], resolv_conf(network), 0o644)
 
 
 def bring_up_loopback() -> None:

@@ -5,17 +5,22 @@ import os
 import tempfile
 
 
-def write_text(path: str, text: str) -> None:
+def write_text(path: str, text: str, mode: int = 0o600) -> None:
     """Replace path with text; readers see the old file or the new one, never a half."""
-    write_bytes(path, text.encode())
+    write_bytes(path, text.encode(), mode)
 
 
-def write_bytes(path: str, data: bytes) -> None:
-    """Replace path with data, atomically (write_text's bytes form: exact bytes kept)."""
+def write_bytes(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace path with data, atomically (write_text's bytes form: exact bytes kept).
+
+    The file gets mode whatever the umask: 0600 (mkstemp's) for the store's own records,
+    0644 for what a container's non-root user must read (its /etc/hosts, as in Docker).
+    """
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
