@@ -6,8 +6,11 @@
 #
 # Cached under $OVERLAYKIT_VM_CACHE (default /var/cache/overlaykit-vm, which outlives
 # checkouts and `make clean`) by the hash of the files that shape the image; rebuilt only when
-# one of them changes. Prints the image directory.
+# one of them changes. Prints the image directory, and only that, on stdout: callers take it
+# with IMAGE=$(build-image.sh), so every tool's own output goes to stderr (fd 3 is the real
+# stdout).
 set -eu
+exec 3>&1 1>&2
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH LC_ALL=C.UTF-8
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +25,7 @@ HASH=$(cat "$HERE/build-image.sh" "$HERE/provision.sh" "$HERE/kernel.py" "$HERE/
            "$HERE/guest-init" "$REPO/pyproject.toml" | sha256sum | cut -c1-16)
 OUT=$CACHE/$HASH
 if [ -f "$OUT/done" ]; then
-    echo "$OUT"
+    echo "$OUT" >&3
     exit 0
 fi
 [ "$(id -u)" -eq 0 ] || { echo "build-image.sh: run as root (debootstrap, chroot)" >&2; exit 1; }
@@ -30,7 +33,7 @@ for tool in debootstrap mkfs.ext4 cpio python3; do
     command -v "$tool" >/dev/null || { echo "build-image.sh: $tool is missing (make vm-deps)" >&2; exit 1; }
 done
 
-log() { echo "build-image.sh: $*" >&2; }
+log() { echo "build-image.sh: $*"; }
 TMP=$CACHE/tmp-$HASH
 ROOT=$TMP/rootfs
 cleanup() {
@@ -119,4 +122,4 @@ for old in "$CACHE"/*/done; do
 done
 mv "$TMP/image" "$OUT"
 log "built $OUT"
-echo "$OUT"
+echo "$OUT" >&3
