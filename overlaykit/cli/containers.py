@@ -28,6 +28,10 @@ def _container_options(f):
         click.option("--network", type=click.Choice(["none", "host"]), default="none", show_default=True,
                      help="none: own namespace with lo up; host: the host's network."),
         click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
+        click.option("--stop-signal", metavar="SIGNAL",
+                     help="Signal that stop sends first (default: the image's STOPSIGNAL, else SIGTERM)."),
+        click.option("--stop-timeout", type=int, metavar="SECONDS",
+                     help="Seconds stop waits before SIGKILL (default 10; -1 waits for ever)."),
         click.option("-v", "--volume", "volumes", multiple=True, metavar="[SRC:]DST[:OPTS]",
                      help="Bind a host path (absolute SRC), mount a named volume, or an anonymous one."),
         click.option("--mount", "mounts", multiple=True, metavar="type=...,dst=...",
@@ -144,16 +148,20 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("-t", "--time", "timeout", type=int, default=10, show_default=True,
-              help="Seconds to wait after SIGTERM before SIGKILL.")
+@click.option("-s", "--signal", "sig", metavar="SIGNAL",
+              help="Signal to send first (default: the container's stop signal, else SIGTERM).")
+@click.option("-t", "--time", "--timeout", "timeout", type=int, default=None,
+              help="Seconds to wait before SIGKILL (default: the container's --stop-timeout, "
+                   "else 10; -1 waits for ever).")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_obj
-def stop(layout: Layout, names: tuple[str, ...], timeout: int) -> None:
-    """Stop containers: SIGTERM, then SIGKILL."""
-    from overlaykit.runtime.lifecycle import stop as stop_container
+def stop(layout: Layout, names: tuple[str, ...], sig: str | None, timeout: int | None) -> None:
+    """Stop containers: their stop signal (SIGTERM unless set), then SIGKILL."""
+    from overlaykit.runtime.lifecycle import parse_signal, stop as stop_container
     from overlaykit.store.containers import find
+    signum = parse_signal(sig, "stop") if sig is not None else None
     for name in names:
-        stop_container(layout, find(layout, name), timeout)
+        stop_container(layout, find(layout, name), timeout, signum)
         click.echo(name)
 
 

@@ -48,7 +48,7 @@ def _settle(layout: Layout, container_id: str, timeout: float = 5) -> None:
     with store_lock(layout):
         if containers.exists(layout, container_id):
             container = containers.load(layout, container_id)
-            unmount_tree(layout.layer_merged(container.config["RWLayer"]))
+            unmount_tree(overlay2.merged_dir(layout, container.config["RWLayer"]))
             containers.save_state(layout, container_id, {
                 **live_state(container), "FinishedAt": containers.timestamp()})
 
@@ -70,12 +70,29 @@ def kill(layout: Layout, container: Container, sig: signal.Signals, command: str
     os.kill(container.state["Pid"], sig)
 
 
-def stop(layout: Layout, container: Container, timeout: float) -> None:
-    """SIGTERM, then SIGKILL after timeout seconds; returns once the exit is recorded."""
+DEFAULT_STOP_TIMEOUT = 10  # seconds, Docker's
+
+
+def stop_signal(container: Container) -> signal.Signals:
+    """The record's Config.StopSignal (--stop-signal, else the image's STOPSIGNAL), else SIGTERM."""
+    name = container.config["Config"].get("StopSignal")
+    return parse_signal(name, "stop") if name else signal.SIGTERM
+
+
+def stop(layout: Layout, container: Container, timeout: float | None,
+         sig: signal.Signals | None = None) -> None:
+    """The stop signal, then SIGKILL after the timeout; returns once the exit is recorded.
+
+    As docker stop: sig defaults to the container's stop signal, timeout (-t) to its
+    Config.StopTimeout (--stop-timeout), else 10 s; a negative timeout waits for ever.
+    """
     state = container.state
+    if timeout is None:
+        timeout = container.config["Config"].get("StopTimeout", DEFAULT_STOP_TIMEOUT)
     if containers.is_running(state):
-        os.kill(state["Pid"], signal.SIGTERM)
-        if not _wait_until(lambda: not containers.is_running(state), timeout):
+        os.kill(state["Pid"], sig or stop_signal(container))
+        if not _wait_until(lambda: not containers.is_running(state),
+                           timeout if timeout >= 0 else float("inf")):
             try:
                 os.kill(state["Pid"], signal.SIGKILL)
             except ProcessLookupError:
@@ -134,11 +151,7 @@ def inspect(layout: Layout, container: Container) -> dict:
         "Name": config["Name"],
         "Driver": "overlay2",
         "HostConfig": config["HostConfig"],
-        "GraphDriver": {"Name": "overlay2", "Data": {
-            "LowerDir": ":".join(overlay2.lower_dirs(layout, rw)),
-            "MergedDir": layout.layer_merged(rw),
-            "UpperDir": layout.layer_diff(rw),
-            "WorkDir": layout.layer_work(rw)}},
+        "GraphDriver": {"Name": "overlay2", "Data": overlay2.metadata(layout, rw)},
         "Mounts": config["Mounts"],
         "Config": config["Config"],
     }

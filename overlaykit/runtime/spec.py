@@ -9,7 +9,8 @@ import os
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
-from overlaykit.runtime.mounts import ResolvedMount, resolve
+from overlaykit.runtime.mounts import resolve
+from overlaykit.runtime.mounttable import Mount, plan
 from overlaykit.runtime.mountspec import specs_from_record
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
@@ -39,6 +40,8 @@ class RunOptions:
     network: str = "none"
     read_only: bool = False
     auto_remove: bool = False
+    stop_signal: str | None = None   # --stop-signal (else the image's STOPSIGNAL)
+    stop_timeout: int | None = None  # --stop-timeout, seconds (else stop's 10)
     volumes: tuple[str, ...] = ()   # -v, as typed
     mounts: tuple[str, ...] = ()    # --mount
     tmpfs: tuple[str, ...] = ()     # --tmpfs
@@ -58,9 +61,9 @@ class ContainerSpec:
     stdin_open: bool
     network: str
     read_only: bool
-    rootfs: str                            # the overlay's merged/ on the host
-    etc_files: tuple[tuple[str, str], ...]  # (file in the record dir, path in the container)
-    mounts: tuple[ResolvedMount, ...]       # binds, volumes and tmpfs, host paths resolved
+    rootfs: str                   # the overlay's merged/ on the host
+    mounts: tuple[Mount, ...]     # the whole mount table, in the order the child makes it
+    privileged: bool = False      # --privileged: no masked paths, /sys rw, the host's devices
 
 
 def merge_env(base: list[str], overrides: list[str]) -> list[str]:
@@ -131,6 +134,7 @@ def container_config(image_config: dict, image_ref: str, options: RunOptions,
                               f"only {' and '.join(NETWORK_MODES)} are supported")
     hostname = options.hostname or (os.uname().nodename if options.network == "host"
                                     else container_id[:12])
+    stop = _stop_settings(image, options, command)
     return {
         "Env": merge_env(env, extra),
         "Cmd": cmd,
@@ -142,7 +146,24 @@ def container_config(image_config: dict, image_ref: str, options: RunOptions,
         "OpenStdin": options.stdin_open,
         "Volumes": image.get("Volumes") or None,
         "Image": image_ref,
+        **stop,
     }
+
+
+def _stop_settings(image: dict, options: RunOptions, command: str) -> dict:
+    """Config.StopSignal (--stop-signal, else the image's) and Config.StopTimeout, each only
+    when set (Docker omits them); the signal is checked now, not when stop needs it."""
+    from overlaykit.runtime.lifecycle import parse_signal
+    settings = {}
+    if options.stop_signal is not None:
+        parse_signal(options.stop_signal, f"{command}: --stop-signal")
+        settings["StopSignal"] = options.stop_signal
+    elif image.get("StopSignal"):
+        parse_signal(image["StopSignal"], f"{command}: image StopSignal")
+        settings["StopSignal"] = image["StopSignal"]
+    if options.stop_timeout is not None:
+        settings["StopTimeout"] = options.stop_timeout
+    return settings
 
 
 def argv_of(config: dict) -> list[str]:
@@ -163,6 +184,7 @@ def process_env(env: tuple[str, ...] | list[str], hostname: str, tty: bool, home
 def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
     """The spec of a stored container."""
     config, host = container.config["Config"], container.config["HostConfig"]
+    privileged = bool(host.get("Privileged"))
     return ContainerSpec(
         id=container.id,
         argv=tuple(argv_of(config)),
@@ -175,7 +197,8 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
         network=host["NetworkMode"],
         read_only=host["ReadonlyRootfs"],
         rootfs=layout.layer_merged(container.config["RWLayer"]),
-        etc_files=tuple((layout.container_file(container.id, name), target)
-                        for name, target in ETC_FILES),
-        mounts=tuple(resolve(layout, specs_from_record(container.config))),
+        mounts=plan([(layout.container_file(container.id, name), target)
+                     for name, target in ETC_FILES],
+                    resolve(layout, specs_from_record(container.config)), privileged),
+        privileged=privileged,
     )
