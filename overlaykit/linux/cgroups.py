@@ -1,0 +1,129 @@
+"""The cgroup filesystems: which hierarchies are mounted, and a cgroup made, written, joined and removed.
+
+Only file operations on cgroupfs. cgroup v2 is one unified hierarchy whose root lists its
+controllers in cgroup.controllers; v1 mounts one hierarchy per controller (or group of
+them: "cpu,cpuacct"). A hybrid host (v1 controllers, plus an empty cgroup2 at
+/sys/fs/cgroup/unified) counts as v1, as runc and Docker count it: only a cgroup2 mounted
+at the root itself means v2.
+"""
+
+import errno
+import os
+import time
+from dataclasses import dataclass
+
+from overlaykit.linux.mountinfo import mounts
+from overlaykit.linux.namespaces import unshare
+
+CLONE_NEWCGROUP = 0x02000000
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    path: str                       # where it is mounted
+    controllers: frozenset[str]     # v1: the mount's controllers; v2: the root's cgroup.controllers
+
+
+@dataclass(frozen=True)
+class Hierarchies:
+    unified: bool
+    mounted: tuple[Hierarchy, ...]
+
+
+def hierarchies(root: str) -> Hierarchies:
+    """The hierarchies mounted at root (v2) or directly under it (v1), as /proc/self/mountinfo says."""
+    entries = [m for m in mounts() if m.mount_point == root or os.path.dirname(m.mount_point) == root]
+    for m in entries:
+        if m.mount_point == root and m.fstype == "cgroup2":
+            return Hierarchies(True, (Hierarchy(root, frozenset(read(root, "cgroup.controllers").split())),))
+    found: dict[frozenset[str], Hierarchy] = {}
+    for m in entries:
+        if m.fstype == "cgroup":
+            controllers = frozenset(o for o in m.super_options.split(",")
+                                    if o not in ("rw", "ro") and "=" not in o)
+            if controllers and controllers not in found:  # named ones (name=systemd) hold none
+                found[controllers] = Hierarchy(m.mount_point, controllers)
+    return Hierarchies(False, tuple(found.values()))
+
+
+def read(cgroup: str, name: str) -> str:
+    with open(os.path.join(cgroup, name)) as f:
+        return f.read()
+
+
+def write(cgroup: str, name: str, value: str) -> None:
+    """One write(2) of value: cgroupfs takes one value (one devices rule) per write."""
+    path = os.path.join(cgroup, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, f"{path} ({value!r})") from None
+    finally:
+        os.close(fd)
+
+
+def make(path: str) -> None:
+    """mkdir path and any missing parent (a cgroup that exists already is reused).
+
+    v1's cpuset starts a new cgroup with no CPUs and no memory nodes, which no process may
+    join; each new level gets its parent's, as runc does.
+    """
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        make(parent)
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        return
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if os.path.exists(os.path.join(path, name)) and not read(path, name).strip():
+            write(path, name, read(parent, name).strip())
+
+
+def join(path: str) -> None:
+    """Move the calling process into the cgroup ("0" is the writer itself, in any PID namespace)."""
+    write(path, "cgroup.procs", "0")
+
+
+def enter_namespace() -> None:
+    """A new cgroup namespace rooted at the caller's cgroups: /proc/self/cgroup then reads "/"."""
+    unshare(CLONE_NEWCGROUP)
+
+
+def has_namespace() -> bool:
+    return os.path.exists("/proc/self/ns/cgroup")
+
+
+def pids(path: str) -> list[int]:
+    """The processes in the cgroup and the cgroups under it."""
+    found = []
+    for top, _, _ in os.walk(path):
+        try:
+            found += [int(p) for p in read(top, "cgroup.procs").split()]
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def remove(path: str, timeout: float = 2.0) -> bool:
+    """rmdir the cgroup and those under it, deepest first; False if one is still busy after timeout.
+
+    A cgroup is busy (EBUSY) while a process is in it: the last ones of a container that just
+    ended may take a moment to be released.
+    """
+    deadline = time.monotonic() + timeout
+    for top, _, _ in sorted(os.walk(path), key=lambda w: w[0].count("/"), reverse=True):
+        while True:
+            try:
+                os.rmdir(top)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() >= deadline:
+                    if e.errno == errno.EBUSY:
+                        return False
+                    raise
+                time.sleep(0.02)
+    return True
