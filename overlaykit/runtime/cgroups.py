@@ -17,7 +17,7 @@ from typing import Iterator
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux import cgroups
-from overlaykit.runtime.devices import DEFAULT_RULES, DeviceRule
+from overlaykit.runtime.devices import ALL_DEVICES, DEFAULT_RULES, DeviceRule
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 PARENT = "overlaykit"
@@ -106,10 +106,11 @@ def host_config(memory: str | None, memory_swap: str | None, pids_limit: int | N
 
 def resources_of(host: dict, devices: tuple[DeviceRule, ...] = ()) -> Resources:
     """The Resources a record's HostConfig asks for (a record from before cgroups asks none);
-    devices are the --device rules, added to the default list."""
+    devices are the --device rules, added to the default list; --privileged allows every device."""
+    allowed = (ALL_DEVICES,) if host.get("Privileged") else DEFAULT_RULES + devices
     return Resources(memory=host.get("Memory", 0), memory_swap=host.get("MemorySwap", 0),
                      pids_limit=host.get("PidsLimit") or 0, nano_cpus=host.get("NanoCpus", 0),
-                     cpu_shares=host.get("CpuShares", 0), devices=DEFAULT_RULES + devices)
+                     cpu_shares=host.get("CpuShares", 0), devices=allowed)
 
 
 def cpu_weight(shares: int) -> int:

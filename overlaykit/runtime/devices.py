@@ -39,6 +39,8 @@ DEFAULT_RULES = (
     DeviceRule("c", 10, 200, "rwm"),
 )
 
+ALL_DEVICES = DeviceRule("a", ANY, ANY, "rwm")  # --privileged
+
 
 @dataclass(frozen=True)
 class Device:
@@ -77,7 +79,10 @@ def parse_device(text: str, command: str) -> dict:
     if not container.startswith("/"):
         raise OverlaykitError(f"{command}: --device {text}: {container} is not an absolute path")
     record = {"PathOnHost": host, "PathInContainer": container, "CgroupPermissions": access}
-    resolve(record, command)
+    try:
+        resolve(record)
+    except OverlaykitError as e:
+        raise OverlaykitError(f"{command}: {e}") from None
     return record
 
 
@@ -85,15 +90,15 @@ def _valid_access(text: str) -> bool:
     return bool(text) and set(text) <= set("rwm") and len(set(text)) == len(text)
 
 
-def resolve(record: dict, command: str) -> Device:
+def resolve(record: dict) -> Device:
     """A HostConfig.Devices entry with its host node's type, numbers, mode and owner, read now."""
     host = record["PathOnHost"]
     try:
         st = os.stat(host)
     except OSError as e:
-        raise OverlaykitError(f"{command}: --device {host}: {e.strerror}") from None
+        raise OverlaykitError(f"--device {host}: {e.strerror}") from None
     if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-        raise OverlaykitError(f"{command}: --device {host}: not a device node")
+        raise OverlaykitError(f"--device {host}: not a device node")
     return Device(host, record["PathInContainer"], "c" if stat.S_ISCHR(st.st_mode) else "b",
                   os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode),
                   st.st_uid, st.st_gid, record["CgroupPermissions"])

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.runtime.cgroups import Cgroup, Resources, cgroup_of, resources_of
+from overlaykit.runtime.devices import Device, resolve as resolve_device
 from overlaykit.runtime.mounts import resolve
 from overlaykit.runtime.mounttable import Mount, plan
 from overlaykit.runtime.mountspec import specs_from_record
@@ -45,6 +47,12 @@ class RunOptions:
     volumes: tuple[str, ...] = ()   # -v, as typed
     mounts: tuple[str, ...] = ()    # --mount
     tmpfs: tuple[str, ...] = ()     # --tmpfs
+    memory: str | None = None        # -m/--memory, as typed (32m)
+    memory_swap: str | None = None   # --memory-swap: memory + swap, -1 unlimited
+    pids_limit: int | None = None    # --pids-limit
+    cpus: str | None = None          # --cpus (0.5)
+    cpu_shares: int = 0              # -c/--cpu-shares
+    devices: tuple[str, ...] = ()    # --device HOST[:CONTAINER[:PERMS]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,9 @@ class ContainerSpec:
     rootfs: str                   # the overlay's merged/ on the host
     mounts: tuple[Mount, ...]     # the whole mount table, in the order the child makes it
     privileged: bool = False      # --privileged: no masked paths, /sys rw, the host's devices
+    cgroup: Cgroup | None = None  # where PID 1 goes first (None: no cgroupfs mounted)
+    resources: Resources = Resources()  # its limits and device rules
+    devices: tuple[Device, ...] = ()    # --device: nodes the child makes in the container
 
 
 def merge_env(base: list[str], overrides: list[str]) -> list[str]:
@@ -194,6 +205,7 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
     """The spec of a stored container."""
     config, host = container.config["Config"], container.config["HostConfig"]
     privileged = bool(host.get("Privileged"))
+    devices = tuple(resolve_device(d) for d in host.get("Devices") or ())
     return ContainerSpec(
         id=container.id,
         argv=tuple(argv_of(config)),
@@ -210,4 +222,7 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
                      for name, target in ETC_FILES],
                     resolve(layout, specs_from_record(container.config)), privileged),
         privileged=privileged,
+        cgroup=cgroup_of(container.id),
+        resources=resources_of(host, tuple(d.rule for d in devices)),
+        devices=devices,
     )
