@@ -41,6 +41,7 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
     config = container_config(image.config, image_ref, options, container_id, command)
     argv = argv_of(config)
     specs = mount_specs(options, config, command)
+    resources = resource_host_config(options, command)
     with store_lock(layout):
         name = options.name if options.name is not None else containers.new_name(layout)
         containers.check_name(layout, name, command)
@@ -58,7 +59,8 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
                 "Config": config,
                 "HostConfig": {"NetworkMode": options.network,
                                "ReadonlyRootfs": options.read_only,
-                               "AutoRemove": options.auto_remove, **host_config(specs)},
+                               "AutoRemove": options.auto_remove, **host_config(specs),
+                               **resources},
                 "Driver": "overlay2",
                 "InitLayer": layers.init,
                 "RWLayer": layers.writable,
@@ -86,3 +88,12 @@ def mount_specs(options: RunOptions, config: dict, command: str) -> list[MountSp
         return specs + image_volumes(config.get("Volumes"), specs)
     except OverlaykitError as e:
         raise OverlaykitError(f"{command}: {e}") from None
+
+
+def resource_host_config(options: RunOptions, command: str) -> dict:
+    """HostConfig's Memory, MemorySwap, PidsLimit, NanoCpus, CpuShares and Devices, checked now."""
+    from overlaykit.runtime.cgroups import host_config as cgroup_host_config
+    from overlaykit.runtime.devices import parse_device
+    return {**cgroup_host_config(options.memory, options.memory_swap, options.pids_limit,
+                                 options.cpus, options.cpu_shares, command),
+            "Devices": [parse_device(d, command) for d in options.devices]}
