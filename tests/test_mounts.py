@@ -1,7 +1,8 @@
-"""mount_all for real, in a private mount namespace (unshare -m) whose mounts die with it.
+"""The user's entries of the mount table made for real, in a private mount namespace (unshare -m)
+whose mounts die with it.
 
 Each test builds a plain directory tree as the container root, runs a small Python program in
-a new mount namespace that calls mount_all and reports what it sees there, and then checks the
+a new mount namespace that applies them and reports what it sees there, and then checks the
 host side (volume data, canary directories) after that namespace is gone.
 """
 
@@ -19,13 +20,19 @@ REPO = Path(__file__).resolve().parent.parent
 PRELUDE = """
 import errno, json, os, sys
 from overlaykit.linux.mountinfo import mounts
-from overlaykit.runtime.mounts import ResolvedMount, mount_all
+from overlaykit.runtime.mounts import ResolvedMount
+from overlaykit.runtime.mounttable import apply_mounts, user_entries
 args = json.loads(sys.argv[1])
 root = args["root"]
 out = {}
-def mount_these(items):
-    mount_all(root, [ResolvedMount(**{**m, "tmpfs_options": tuple(m.get("tmpfs_options", ()))})
-                     for m in items])
+def mount_these(items, privileged=False):
+    resolved = [ResolvedMount(**{**m, "tmpfs_options": tuple(m.get("tmpfs_options", ()))})
+                for m in items]
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+    try:
+        apply_mounts(root_fd, sorted(user_entries(resolved, privileged), key=lambda m: m.destination.count("/")))
+    finally:
+        os.close(root_fd)
 def write(path, data=b"x"):
     try:
         with open(path, "wb") as f:
@@ -159,7 +166,16 @@ out["b"] = entry(root + "/run/b")["options"].split(",")
 """, root=str(root))
     assert stat.S_IMODE(out["mode"]) == 0o1770 and out["uid"] == 1000 and out["gid"] == 1001
     assert {"noexec", "nosuid", "nodev"} <= set(out["a"])
-    assert "nosuid" in out["b"] and "noexec" not in out["b"] and "nodev" not in out["b"]
+    assert "nosuid" in out["b"] and "noexec" not in out["b"]
+    assert "nodev" in out["b"], "a tmpfs stays nodev whatever its options say, unless --privileged"
+
+
+def test_tmpfs_dev_option_is_honoured_only_when_privileged(root):
+    out = in_namespace("""
+mount_these([{"type": "tmpfs", "destination": "/run/b", "tmpfs_options": ["dev"]}], privileged=True)
+out["b"] = entry(root + "/run/b")["options"].split(",")
+""", root=str(root))
+    assert "nodev" not in out["b"]
 
 
 def _image_content(root: Path) -> Path:

@@ -13,13 +13,11 @@ from typing import NoReturn
 from overlaykit.linux.namespaces import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
                                          sethostname, unshare)
 from overlaykit.linux.pivot import pivot_into
-from overlaykit.runtime.dev import make_dev
-from overlaykit.runtime.mounts import make_dirs, mount_all
+from overlaykit.runtime.cgroups import enter as enter_cgroup
+from overlaykit.runtime.mounts import make_dirs
+from overlaykit.runtime.mounttable import apply_mounts, make_root_readonly, prepare_root
 from overlaykit.runtime.network import bring_up_loopback
 from overlaykit.runtime.process import exec_as
-from overlaykit.runtime.rootfs import (bind_etc_files, bind_rootfs, make_root_readonly,
-                                       mount_proc, mount_sys, root_propagation,
-                                       set_root_propagation)
 from overlaykit.runtime.spec import ContainerSpec, process_env
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
 from overlaykit.runtime.user import User
@@ -42,14 +40,10 @@ def make_workdir(root_fd: int, workdir: str) -> None:
 
 def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
                    command: str) -> NoReturn:
+    enter_cgroup(spec.cgroup)  # first: limited before it mounts, forks or execs anything
     enter_namespaces(spec.network)
-    set_root_propagation(root_propagation(spec.mounts), spec.rootfs)
-    root = bind_rootfs(spec.rootfs)
-    mount_all(spec.rootfs, spec.mounts)
-    mount_proc(root)
-    make_dev(root)
-    mount_sys(root)
-    bind_etc_files(root, spec.etc_files)
+    root = prepare_root(spec.mounts, spec.rootfs, spec.privileged)
+    apply_mounts(root, spec.mounts)
     make_workdir(root, spec.workdir)
     os.close(root)
     sethostname(spec.hostname)
@@ -58,7 +52,7 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
     pivot_into(spec.rootfs)
     os.chdir(spec.workdir)
     if spec.read_only:
-        make_root_readonly()
+        make_root_readonly(spec.privileged)
     if spec.tty:
         attach_terminal(channel, user, console=True)
     else:

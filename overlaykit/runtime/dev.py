@@ -1,4 +1,4 @@
-"""The container's /dev: a tmpfs with the usual nodes, links, a devpts instance, /dev/shm, /dev/mqueue.
+"""The container's /dev: a tmpfs with the usual nodes and links (the mount table mounts pts, shm, mqueue on it).
 
 Docker (runc) makes the nodes with mknod and lets its device cgroup refuse every other
 device; we have no device cgroup, so the tmpfs is nodev and each node is the host's own
@@ -10,20 +10,22 @@ node the container makes itself (Docker's capabilities include MKNOD) cannot be 
 
 import os
 
-from overlaykit.linux.mount import (MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_STRICTATIME, bind, mount,
-                                    tmpfs)
+import stat
+
+from overlaykit.linux.mount import bind, tmpfs
 from overlaykit.linux.openat2 import open_in_root
-from overlaykit.runtime.rootfs import target_in_root
+from overlaykit.runtime.mounts import target_in_root
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
          ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
 
 
-def make_dev(root_fd: int) -> None:
-    """Mount and fill /dev inside the root at root_fd."""
+def make_dev(root_fd: int, flags: int, options: str, host_devices: bool = False) -> None:
+    """Mount /dev inside the root at root_fd (a tmpfs with flags and options) and fill it;
+    host_devices (--privileged) adds a node for every device the host's /dev has."""
     with target_in_root(root_fd, "/dev") as target:
-        tmpfs(target, "mode=755,size=65536k", MS_NOSUID | MS_NODEV | MS_STRICTATIME)
+        tmpfs(target, options, flags)
     dev = open_in_root(root_fd, "/dev", os.O_PATH | os.O_DIRECTORY)  # the new tmpfs
     try:
         here = f"/proc/self/fd/{dev}"
@@ -33,12 +35,45 @@ def make_dev(root_fd: int) -> None:
         for name, target in LINKS:
             os.symlink(target, name, dir_fd=dev)
         os.close(os.open("console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=dev))
-        for name in ("pts", "shm", "mqueue"):
-            os.mkdir(name, 0o755, dir_fd=dev)
-        mount("devpts", f"{here}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-              "newinstance,ptmxmode=0666,mode=0620,gid=5")
-        mount("shm", f"{here}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "mode=1777,size=65536k")
-        mount("mqueue", f"{here}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        if host_devices:
+            copy_host_devices(dev)
     finally:
         os.close(dev)
+
+
+HOST_DEV_SKIPPED = frozenset({"pts", "shm", "mqueue", "fd", "console", *DEVICES})
+
+
+def copy_host_devices(dev: int) -> None:
+    """--privileged: mknod each character and block device of the host's /dev (one level of
+    subdirectories, as /dev/net/tun or /dev/dri/card0), as Docker's privileged mode does."""
+    with os.scandir("/dev") as top:
+        for entry in top:
+            if entry.name in HOST_DEV_SKIPPED:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                with os.scandir(entry.path) as inner:
+                    nodes = [e for e in inner if _is_device(e)]
+                if nodes:
+                    os.mkdir(entry.name, 0o755, dir_fd=dev)
+                    sub = os.open(entry.name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                  dir_fd=dev)
+                    try:
+                        for node in nodes:
+                            _mknod_like(node, sub)
+                    finally:
+                        os.close(sub)
+            elif _is_device(entry):
+                _mknod_like(entry, dev)
+
+
+def _is_device(entry: os.DirEntry) -> bool:
+    mode = entry.stat(follow_symlinks=False).st_mode
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
+def _mknod_like(entry: os.DirEntry, dir_fd: int) -> None:
+    st = entry.stat(follow_symlinks=False)
+    os.mknod(entry.name, st.st_mode, st.st_rdev, dir_fd=dir_fd)
+    os.chown(entry.name, st.st_uid, st.st_gid, dir_fd=dir_fd, follow_symlinks=False)
+    os.chmod(entry.name, stat.S_IMODE(st.st_mode), dir_fd=dir_fd, follow_symlinks=False)

@@ -9,8 +9,9 @@ import errno
 import os
 import posixpath
 import stat
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import (MS_BIND, MS_NODEV, MS_RDONLY, MS_REC, mount, remount_bind,
@@ -19,7 +20,7 @@ from overlaykit.linux.mountinfo import mount_containing
 from overlaykit.linux.newmount import MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, mount_setattr
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                                       open_in_root, openat2)
-from overlaykit.runtime.mountspec import MountSpec, inspect_entry, tmpfs_arguments
+from overlaykit.runtime.mountspec import MountSpec, inspect_entry
 from overlaykit.store import volumes
 from overlaykit.store.layout import Layout
 
@@ -95,46 +96,37 @@ def check_source_propagation(spec: MountSpec) -> None:
                               f"but it is not {kind} mount")
 
 
-def mount_all(root: str, mounts: Sequence[ResolvedMount]) -> None:
-    """Mount each into root (a container's merged dir), parents before children.
+def mount_bind(root_fd: int, destination: str, source: str, readonly: bool = False,
+               propagation: str = "rprivate", copy_up: bool = False, nodev: bool = True) -> None:
+    """Bind source (a host path, or a volume's _data) on destination inside the root.
 
-    Called in the container's own mount namespace after / is made private and before /proc
-    and pivot_root.
+    Called in the container's own mount namespace, before pivot_root. A volume that is still
+    empty is filled from what the image has at destination first, as Docker does.
     """
-    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for m in sorted(mounts, key=lambda m: m.destination.rstrip("/").count("/")):
-            mount_one(root_fd, m)
-    finally:
-        os.close(root_fd)
-
-
-def mount_one(root_fd: int, m: ResolvedMount) -> None:
-    is_file = m.type == "bind" and not os.path.isdir(m.source)
-    target = make_target(root_fd, m.destination, is_file)
+    target = make_target(root_fd, destination, is_file=not os.path.isdir(source))
     beneath = _mount_id(target)
     try:
-        if m.copy_up:
-            copy_up(target, m.source)
-        what = f"mount {m.type} {m.source or 'tmpfs'} on {m.destination}"
-        try:
-            if m.type == "tmpfs":
-                flags, data = tmpfs_arguments(m.tmpfs_options)
-                mount("tmpfs", _proc_fd(target), "tmpfs", flags, data or None)
-            else:
-                mount(m.source, _proc_fd(target), None, MS_BIND | MS_REC)
-        except OSError as e:
-            raise OSError(e.errno, e.strerror, what) from None
+        if copy_up:
+            copy_up_into(target, source)
+        mount(source, _proc_fd(target), None, MS_BIND | MS_REC)
     finally:
         os.close(target)
-    mounted = _reopen_mounted(root_fd, m.destination, beneath)
+    mounted = _reopen_mounted(root_fd, destination, beneath)
     try:
-        if m.type != "tmpfs":
-            restrict(mounted, m.readonly)
-        if m.type != "tmpfs":
-            set_propagation(_proc_fd(mounted), m.propagation or "rprivate")
+        restrict(mounted, readonly, nodev)
+        set_propagation(_proc_fd(mounted), propagation or "rprivate")
     finally:
         os.close(mounted)
+
+
+@contextmanager
+def target_in_root(root_fd: int, path: str, directory: bool = True) -> Iterator[str]:
+    """A /proc/self/fd path naming `path` as resolved inside the root (made if missing), to mount on."""
+    fd = make_target(root_fd, path, is_file=not directory)
+    try:
+        yield _proc_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def _proc_fd(fd: int) -> str:
@@ -214,23 +206,25 @@ def _reopen_mounted(root_fd: int, destination: str, beneath: int) -> int:
     return fd
 
 
-def restrict(fd: int, readonly: bool) -> None:
+def restrict(fd: int, readonly: bool, nodev: bool = True) -> None:
     """nodev, and ro if asked, for the mount and every mount under it (mount_setattr, 5.12+; the top alone before).
 
-    nodev because we have no device cgroup: a device node in a bind or volume, or one the
-    container makes there (Docker's default capabilities include MKNOD), must not open the
-    host's device. Docker's cgroup refuses the same opens.
+    nodev unless --privileged: a device node in a bind or volume, or one the container makes
+    there (Docker's default capabilities include MKNOD), must not open the host's device.
+    Docker's device cgroup refuses the same opens.
     """
-    attrs = MOUNT_ATTR_NODEV | (MOUNT_ATTR_RDONLY if readonly else 0)
+    attrs = (MOUNT_ATTR_NODEV if nodev else 0) | (MOUNT_ATTR_RDONLY if readonly else 0)
+    if not attrs:
+        return
     try:
         mount_setattr(fd, attr_set=attrs, recursive=True, what=f"nodev {_proc_fd(fd)}")
     except OSError as e:
         if e.errno != errno.ENOSYS:
             raise
-        remount_bind(_proc_fd(fd), MS_NODEV | (MS_RDONLY if readonly else 0))
+        remount_bind(_proc_fd(fd), (MS_NODEV if nodev else 0) | (MS_RDONLY if readonly else 0))
 
 
-def copy_up(target: int, volume_dir: str) -> None:
+def copy_up_into(target: int, volume_dir: str) -> None:
     """Copy what the image has at the destination into an empty volume, as Docker does on first use."""
     if not os.path.isdir(_proc_fd(target)):
         return

@@ -30,6 +30,11 @@ _MODE_GROUPS = {"rw": "rw", "ro": "rw", "z": "label", "Z": "label", "nocopy": "c
                 "copy": "copy", "consistent": "consistency", "cached": "consistency",
                 "delegated": "consistency", **{p: "propagation" for p in PROPAGATIONS}}
 
+# runc's checkProcMount: nothing but proc goes on /proc, and under it only the files lxcfs replaces
+PROC_FILES_ALLOWED = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+                      "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+                      "/proc/net/dev", "/proc/sys/kernel/ns_last_pid")
+
 _TRUE = {"", "1", "true"}
 _FALSE = {"0", "false"}
 
@@ -58,6 +63,10 @@ def _destination(path: str, what: str) -> str:
     clean = "/" + posixpath.normpath(path).lstrip("/")
     if clean == "/":
         raise OverlaykitError(f"{what}: invalid specification: destination can't be '/'")
+    if clean == "/proc":
+        raise OverlaykitError(f"{what}: /proc cannot be mounted because it is not of type proc")
+    if clean.startswith("/proc/") and clean not in PROC_FILES_ALLOWED:
+        raise OverlaykitError(f"{what}: {clean} cannot be mounted because it is inside /proc")
     return clean
 
 

@@ -4,23 +4,18 @@ Host side: `container_layers` makes Docker's pair of layers on the image's top l
 "-init" layer (mount points and placeholder files) and the writable layer above it;
 `mounted_rootfs` mounts the overlay at merged/ in the host's mount namespace, so merged/
 and diff/ can be watched while the container runs, and unmounts it however the block ends.
-
-Child side (in the container's new mount namespace, before pivot_root): every target is
-resolved inside the root with openat2 RESOLVE_IN_ROOT and mounted on through
-/proc/self/fd/N, so a symlink in the image can never aim a mount at the host.
+What is mounted inside it, in the container's own mount namespace, is runtime/mounttable.py's.
 """
 
 import errno
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator
 
-from overlaykit.linux.mount import (MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY,
-                                    bind, mount, remount_bind, set_propagation, umount)
+from overlaykit.linux.mount import MNT_DETACH, umount
 from overlaykit.linux.mountinfo import mounts_under
 from overlaykit.linux.overlay import mount_overlay
-from overlaykit.runtime.mounts import ResolvedMount, make_target
 from overlaykit.store import overlay2
 from overlaykit.store.layout import Layout
 
@@ -101,72 +96,3 @@ def unmount_tree(path: str) -> None:
         except OSError as e:
             if e.errno not in (errno.EINVAL, errno.ENOENT):
                 raise
-
-
-# --- in the container's mount namespace ---
-
-def root_propagation(mounts: Sequence[ResolvedMount]) -> str:
-    """Docker's propagation for the container's "/" (moby's daemon/oci_linux.go): shared when
-    a bind asks for shared or rshared, rslave when one asks for slave or rslave, else rprivate.
-
-    A bind is only a peer or a slave of the host's mount if the copy of that mount in the
-    container's namespace still is one when it is bound: rprivate would cut the link first.
-    """
-    asked = {m.propagation for m in mounts}
-    if asked & {"shared", "rshared"}:
-        return "shared"
-    if asked & {"slave", "rslave"}:
-        return "rslave"
-    return "rprivate"
-
-
-def set_root_propagation(mode: str, rootfs: str) -> None:
-    """"/" gets mode; merged/ is made private, as runc makes the rootfs's mount: pivot_root
-    refuses a shared one, and what the container mounts on it (/proc, /dev) stays its own."""
-    set_propagation("/", mode)
-    set_propagation(rootfs, "private")
-
-
-def bind_rootfs(path: str) -> int:
-    """Bind merged/ on itself (pivot_root wants a mount of this namespace), nodev; returns its fd.
-
-    nodev because we have no device cgroup to do Docker's job: a device node an image layer
-    holds (say a copy of /dev/mem, c 1:1), or one the container makes with mknod, cannot be
-    opened; the container's devices are on /dev, a separate mount.
-    """
-    bind(path, path, recursive=True, flags=MS_NODEV)
-    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-
-
-@contextmanager
-def target_in_root(root_fd: int, path: str, directory: bool = True) -> Iterator[str]:
-    """A /proc/self/fd path naming `path` as resolved inside the root (made if missing), to mount on."""
-    fd = make_target(root_fd, path, is_file=not directory)
-    try:
-        yield f"/proc/self/fd/{fd}"
-    finally:
-        os.close(fd)
-
-
-def mount_proc(root_fd: int) -> None:
-    """A proc of the container's PID namespace at /proc."""
-    with target_in_root(root_fd, "/proc") as target:
-        mount("proc", target, "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
-
-
-def mount_sys(root_fd: int) -> None:
-    """sysfs read-only at /sys (its /sys/class/net shows the container's network namespace)."""
-    with target_in_root(root_fd, "/sys") as target:
-        mount("sysfs", target, "sysfs", MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV)
-
-
-def bind_etc_files(root_fd: int, files: tuple[tuple[str, str], ...]) -> None:
-    """Bind the record's hosts, hostname and resolv.conf over the image's, as Docker does."""
-    for source, target_path in files:
-        with target_in_root(root_fd, target_path, directory=False) as target:
-            bind(source, target, recursive=False)
-
-
-def make_root_readonly() -> None:
-    """--read-only: the root mount only; /dev, /proc, /sys and the etc files stay as they are."""
-    remount_bind("/", MS_RDONLY | MS_NODEV)  # a remount sets every flag: keep nodev
