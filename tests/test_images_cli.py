@@ -156,7 +156,7 @@ def test_prune_removes_crash_leftovers_and_keeps_what_is_used(layout, cli, fixtu
     lost = open(layout.layer_link_file(init)).read()
     os.unlink(layout.link(lost))
     dead = overlay2.create(layout, image.top_cache_id, writable=True)
-    mount_overlay(overlay2.mount_spec(layout, dead), layout.layer_merged(dead))
+    mount_overlay(overlay2.mounts(layout, dead), layout.layer_merged(dead))
 
     lines = cli("prune", check=True).stdout.splitlines()
     assert lines == [

@@ -68,7 +68,7 @@ def merged(tmp_path):
     mounted = []
 
     def mount(layout, image):
-        mount_view(overlay2.mount_spec(layout, image.top_cache_id, readonly=True), str(target))
+        mount_view(overlay2.view(layout, image.top_cache_id), str(target))
         mounted.append(str(target))
         return str(target)
     yield mount
@@ -282,7 +282,7 @@ def test_killed_load_leaves_nothing_visible_and_prune_clears_it(layout, cli, fix
 
 
 def test_view_of_a_one_layer_image_is_its_layer_bound_read_only(layout, cli, merged, tmp_path):
-    """The kernel refuses an overlay of one lower without an upper; mount_view binds that layer."""
+    """The kernel refuses an overlay of one lower without an upper; overlay2.view binds that layer."""
     rootfs = tmp_path / "rootfs.tar"
     with tarfile.open(rootfs, "w") as tar:
         info = tarfile.TarInfo("etc/motd")

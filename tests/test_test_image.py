@@ -100,7 +100,7 @@ def union(image, tmp_path, cli, layout):
     cache_ids = [Path(layout.chain_dir(c), "cache-id").read_text().strip() for c in chains]
     target = tmp_path / "union"
     target.mkdir()
-    mount_view(overlay2.mount_spec(layout, cache_ids[-1], readonly=True), str(target))
+    mount_view(overlay2.view(layout, cache_ids[-1]), str(target))
     try:
         yield target, [Path(layout.layer_diff(c)) for c in cache_ids]
     finally:

@@ -2,8 +2,10 @@
 
 1. mount(2) with absolute lowerdir paths, while the option string fits in one page;
 2. otherwise the new mount API with one `lowerdir+` per layer (Linux 6.8+);
-3. otherwise, on older kernels, mount(2) from inside the base directory with relative
-   names (`l/ABC...`), as Docker does.
+3. otherwise, on older kernels, mount(2) with relative names: from inside the base directory
+   (`l/ABC...`), as Docker does; and when even those pass a page (about 140 layers), from
+   inside /proc/self/fd with each layer's open descriptor by number (`12:13:...`), which
+   fits the kernel's 500 layers.
 """
 
 import errno
@@ -17,6 +19,14 @@ from overlaykit.linux.newmount import mount_fs
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 MAX_STACK = 500  # the kernel's OVL_MAX_STACK
+
+
+@dataclass(frozen=True)
+class ReadonlyBind:
+    """One directory bound read-only: a single layer's view (overlayfs wants an upper or two
+    lowers; Docker's overlay2 and containerd likewise hand out a lone layer as it is)."""
+
+    source: str
 
 
 @dataclass(frozen=True)
@@ -64,11 +74,37 @@ def mount_overlay(spec: OverlaySpec, target: str) -> str:
             if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
         data = _option_string(spec, absolute=False)
-        if len(data) >= PAGE_SIZE:
-            raise OSError(errno.E2BIG, f"overlay options are {len(data)} bytes even with short "
-                          f"links and this kernel has no lowerdir+", target)
-        mount("overlay", target, "overlay", 0, data)
+        if len(data) < PAGE_SIZE:
+            mount("overlay", target, "overlay", 0, data)
+        else:
+            _mount_by_descriptor(spec, target)
         return "relative"
+
+
+def _mount_by_descriptor(spec: OverlaySpec, target: str) -> None:
+    """mount(2) naming each layer by its open descriptor's number, from inside /proc/self/fd.
+
+    The kernel resolves a name when it mounts and keeps the directory it found, so the
+    descriptors are closed afterwards and nothing is left behind. Called inside spec.base.
+    """
+    names = [*spec.lowers, *((spec.upper, spec.work) if spec.upper else ())]
+    fds: list[int] = []
+    try:
+        for name in names:
+            fds.append(os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        numbered = dict(zip(names, (str(fd) for fd in fds)))
+        by_fd = OverlaySpec(base="/proc/self/fd", lowers=tuple(numbered[p] for p in spec.lowers),
+                            upper=numbered.get(spec.upper), work=numbered.get(spec.work),
+                            options=spec.options)
+        data = _option_string(by_fd, absolute=False)
+        if len(data) >= PAGE_SIZE:
+            raise OSError(errno.E2BIG, f"overlay options are {len(data)} bytes even with "
+                          f"descriptor numbers and this kernel has no lowerdir+", target)
+        with _inside(by_fd.base):
+            mount("overlay", target, "overlay", 0, data)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _fsconfig_options(spec: OverlaySpec) -> list[tuple[str, str | None]]:
@@ -90,19 +126,13 @@ def _inside(directory: str) -> Iterator[None]:
         os.close(cwd)
 
 
-def mount_view(spec: OverlaySpec, target: str) -> str:
-    """Mount spec's lowers (no upper) read-only at target; returns mount_overlay's path, or "bind".
-
-    Without an upper the kernel wants at least two lowers; a single layer is its own view,
-    so its directory is bound read-only (Docker's overlay2 likewise hands out a base layer's
-    diff/ as it is).
-    """
+def mount_view(spec: OverlaySpec | ReadonlyBind, target: str) -> str:
+    """Mount a read-only view at target; returns mount_overlay's path, or "bind"."""
+    if isinstance(spec, ReadonlyBind):
+        bind(spec.source, os.path.abspath(target), recursive=False, readonly=True)
+        return "bind"
     if spec.upper is not None:
         raise ValueError("a view has no upper layer")
-    if len(spec.lowers) == 1:
-        bind(os.path.join(spec.base, spec.lowers[0]), os.path.abspath(target), recursive=False,
-             readonly=True)
-        return "bind"
     return mount_overlay(spec, target)
 
 

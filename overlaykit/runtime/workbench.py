@@ -10,6 +10,7 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.linux import mount as _mount
 from overlaykit.linux.mountinfo import is_mounted
 from overlaykit.linux.overlay import OverlaySpec, mount_overlay
+from overlaykit.store import overlay2
 
 
 def _directory(option: str, path: str) -> str:
@@ -27,25 +28,16 @@ def split_options(options: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 def overlay_spec(lowers: list[str], upper: str | None = None, work: str | None = None,
                  options: tuple[str, ...] = ()) -> OverlaySpec:
-    """A spec for these directories, top lower first, with exactly the options given.
-
-    The base is the directories' common parent, so the relative fallback of mount_overlay
-    (kernels without lowerdir+) has short names to mount with.
-    """
+    """The description of an overlay of these directories, top lower first, with exactly the
+    options given, checked; overlay2.directories names them as it names layers."""
     if not lowers:
         raise OverlaykitError("mount: --lower is required (or --tmpfs)")
     if (upper is None) != (work is None):
         raise OverlaykitError("mount: --upper and --work go together")
     dirs = [_directory("--lower", d) for d in lowers]
-    extra = [_directory("--upper", upper), _directory("--work", work)] if upper else []
-    base = os.path.commonpath(dirs + extra)
-    if base in dirs + extra:
-        base = os.path.dirname(base)
-    rel = [os.path.relpath(d, base) for d in dirs + extra]
-    return OverlaySpec(base=base, lowers=tuple(rel[:len(dirs)]),
-                       upper=rel[len(dirs)] if upper else None,
-                       work=rel[len(dirs) + 1] if upper else None,
-                       options=tuple(options))
+    if upper is None or work is None:
+        return overlay2.directories(dirs, options=options)
+    return overlay2.directories(dirs, _directory("--upper", upper), _directory("--work", work), options)
 
 
 def mount_layers(target: str, lowers: list[str], upper: str | None = None,

@@ -16,6 +16,7 @@ from typing import BinaryIO, Iterator
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.changes import Change, LowerView, changes, entries
+from overlaykit.linux.overlay import OverlaySpec, ReadonlyBind
 from overlaykit.store import containers, overlay2
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
@@ -27,6 +28,7 @@ class ContainerFs:
     init: str                      # the init layer's diff/
     image_lowers: tuple[str, ...]  # the image's layers' diff/, top first
     hidden: frozenset[str]         # container paths left out of diff, export and commit
+    view: OverlaySpec | ReadonlyBind  # the upper on the image, no init layer: what export mounts
 
     @property
     def lowers(self) -> list[str]:
@@ -36,12 +38,12 @@ class ContainerFs:
 
 def container_fs(layout: Layout, container: Container, command: str) -> ContainerFs:
     rw, init = container.config.get("RWLayer"), container.config.get("InitLayer")
-    if not rw or not init or not os.path.isdir(layout.layer_diff(rw)):
+    if not rw or not init or not overlay2.exists(layout, rw):
         raise OverlaykitError(f"{command}: {container.name}: the container has no writable layer")
     image_lowers = tuple(overlay2.lower_dirs(layout, init))
-    init_diff = layout.layer_diff(init)
-    return ContainerFs(layout.layer_diff(rw), init_diff, image_lowers,
-                       _init_only(init_diff, image_lowers))
+    init_diff = overlay2.diff_dir(layout, init)
+    return ContainerFs(overlay2.diff_dir(layout, rw), init_diff, image_lowers,
+                       _init_only(init_diff, image_lowers), overlay2.view(layout, rw, without=init))
 
 
 def _init_only(init_diff: str, image_lowers: tuple[str, ...]) -> frozenset[str]:
@@ -70,24 +72,23 @@ def diff(layout: Layout, ref: str) -> list[Change]:
 
 
 @contextmanager
-def readonly_view(layout: Layout, fs: ContainerFs) -> Iterator[str]:
-    """The container's files as one read-only tree: an overlay of its upper dir on its image.
+def readonly_view(layout: Layout, fs: ContainerFs) -> Iterator[tuple[str, str]]:
+    """The container's files as one read-only tree, mounted in the staging area: its upper dir
+    on its image (the init layer left out), named as overlay2.view names it. Yields the tree's
+    path and the mount path taken ("bind", "mount", "lowerdir+" or "relative").
 
-    The init layer is left out. A running container's upper dir can sit under this second
-    overlay; what it writes meanwhile may or may not show.
+    A running container's upper dir can sit under this second overlay; what it writes
+    meanwhile may or may not show.
     """
     from overlaykit.linux.mount import MNT_DETACH, umount
-    from overlaykit.linux.overlay import OverlaySpec, mount_view
+    from overlaykit.linux.overlay import mount_view
 
-    if not fs.image_lowers:
-        yield fs.upper
-        return
     os.makedirs(layout.staging, exist_ok=True)
     target = tempfile.mkdtemp(prefix="export-", dir=layout.staging)
     try:
-        mount_view(OverlaySpec(base="/", lowers=(fs.upper, *fs.image_lowers)), target)
+        how = mount_view(fs.view, target)
         try:
-            yield target
+            yield target, how
         finally:
             umount(target, MNT_DETACH)
     finally:
@@ -99,5 +100,5 @@ def export(layout: Layout, ref: str, out: BinaryIO) -> None:
     from overlaykit.image.pack import pack_tree
 
     fs = container_fs(layout, find(layout, ref, "export"), "export")
-    with readonly_view(layout, fs) as root:
+    with readonly_view(layout, fs) as (root, _):
         pack_tree(root, out, fs.hidden)

@@ -52,13 +52,13 @@ class Explanation:
 
 def stack(layout: Layout, ref: str) -> list[Layer]:
     """The layers ref mounts, top first: a container's own two, then its image's."""
-    from overlaykit.store import containers, images, layers
+    from overlaykit.store import containers, images, layers, overlay2
     container = containers.lookup(layout, ref)
     found: list[Layer] = []
     if container is not None:
         for name, key in (("container", "RWLayer"), ("init", "InitLayer")):
             cache = container.config[key]
-            found.append(Layer(name, cache, None, layout.layer_diff(cache)))
+            found.append(Layer(name, cache, None, overlay2.diff_dir(layout, cache)))
         image = images.resolve(layout, container.config["Image"])
     else:
         image = images.find(layout, ref)
@@ -66,7 +66,7 @@ def stack(layout: Layout, ref: str) -> list[Layer]:
             raise OverlaykitError(f"No such image or container: {ref}")
     for n, chain in reversed(list(enumerate(image.chain_ids, 1))):
         cache = layers.cache_id(layout, chain)
-        found.append(Layer(f"layer {n}", cache, chain, layout.layer_diff(cache)))
+        found.append(Layer(f"layer {n}", cache, chain, overlay2.diff_dir(layout, cache)))
     return found
 
 

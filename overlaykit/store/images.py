@@ -13,7 +13,7 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.image.config import diff_ids, parse_config
 from overlaykit.image.digest import sha256_bytes
 from overlaykit.image.reference import normalize, split
-from overlaykit.store import containers, layers
+from overlaykit.store import containers, layers, overlay2
 from overlaykit.store.files import list_names, read_json, write_bytes, write_json
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -163,9 +163,29 @@ def remove_image(layout: Layout, ref: str, force: bool = False) -> list[str]:
             return done
         os.unlink(layout.image_config(image.id))
         done.append(f"Deleted: {image.id}")
-        for chain in layers.release_layers(layout, reversed(image.chain_ids)):
+        for chain in _release_layers(layout, reversed(image.chain_ids)):
             done.append(f"Deleted: {chain}")
         return done
+
+
+def _release_layers(layout: Layout, chain_ids: Iterable[str]) -> list[str]:
+    """Remove those of chain_ids (and their parents) that no stored image uses; returns them.
+
+    Called under the store lock, after the image that used them is gone.
+    """
+    used = used_chain_ids(layout)
+    removed = []
+    pending = list(chain_ids)
+    while pending:
+        chain = pending.pop(0)
+        if chain in used or not os.path.isdir(layout.chain_dir(chain)):
+            continue
+        parent = layers.parent(layout, chain)
+        layers.remove_layer(layout, chain)
+        removed.append(chain)
+        if parent:
+            pending.append(parent)
+    return removed
 
 
 def _is_id_prefix(ref: str, image_id: str) -> bool:
@@ -217,13 +237,8 @@ def inspect_image(layout: Layout, image: StoredImage) -> dict:
     config = image.config
     stack = [layers.layer_info(layout, chain) for chain in image.chain_ids]
     for layer in stack:
-        layer["Dir"] = layout.layer_dir(layer["CacheID"])
-    graph = {}
-    if stack:
-        graph["UpperDir"] = layout.layer_diff(stack[-1]["CacheID"])
-        lowers = [layout.layer_diff(layer["CacheID"]) for layer in reversed(stack[:-1])]
-        if lowers:
-            graph["LowerDir"] = ":".join(lowers)
+        layer["Dir"] = overlay2.layer_dir(layout, layer["CacheID"])
+    graph = overlay2.metadata(layout, image.top_cache_id) if image.top_cache_id else {}
     return {
         "Id": image.id,
         "RepoTags": list(image.tags),

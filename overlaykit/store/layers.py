@@ -50,6 +50,14 @@ def cache_id(layout: Layout, chain_id: str) -> str:
         raise OverlaykitError(f"layer {short(chain_id)} is not in the store") from None
 
 
+def parent(layout: Layout, chain: str) -> str | None:
+    """The chain ID of the layer under chain; None for a base layer."""
+    try:
+        return read_text(os.path.join(layout.chain_dir(chain), "parent")).strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def layer_info(layout: Layout, chain_id: str) -> dict:
     """diff, cache-id, parent (or None) and size of a stored layer."""
     def field(name: str) -> str | None:
@@ -159,35 +167,6 @@ def _register(layout: Layout, chain: str, diff_id: str, cache: str, parent: str 
 
 def stored_chain_ids(layout: Layout) -> list[str]:
     return ["sha256:" + name for name in list_names(layout.layerdb) if len(name) == 64]
-
-
-def release_layers(layout: Layout, chain_ids: Iterable[str]) -> list[str]:
-    """Remove those of chain_ids (and their parents) that no stored image uses; returns them.
-
-    Call it after removing the image that used them.
-    """
-    from overlaykit.store.images import used_chain_ids
-    with store_lock(layout):
-        used = used_chain_ids(layout)
-        removed = []
-        pending = list(chain_ids)
-        while pending:
-            chain = pending.pop(0)
-            if chain in used or not os.path.isdir(layout.chain_dir(chain)):
-                continue
-            parent = _parent(layout, chain)
-            remove_layer(layout, chain)
-            removed.append(chain)
-            if parent:
-                pending.append(parent)
-        return removed
-
-
-def _parent(layout: Layout, chain: str) -> str | None:
-    try:
-        return read_text(os.path.join(layout.chain_dir(chain), "parent")).strip() or None
-    except FileNotFoundError:
-        return None
 
 
 def remove_layer(layout: Layout, chain: str) -> None:

@@ -33,8 +33,8 @@ from overlaykit.image.compression import PeekReader, decompressed, detect
 from overlaykit.image.config import diff_ids, parse_config
 from overlaykit.image.digest import HashingReader, VerifyingReader, mismatch, sha256_bytes, short
 from overlaykit.linux.tree import remove_tree
-from overlaykit.store import layers
-from overlaykit.store.images import StoredImage, add_image
+from overlaykit.store import layers, overlay2
+from overlaykit.store.images import StoredImage, add_image, used_chain_ids
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
@@ -98,7 +98,6 @@ def _rollback(layout: Layout) -> Iterator[list[str]]:
     try:
         yield added
     except BaseException:
-        from overlaykit.store.images import used_chain_ids
         used = used_chain_ids(layout)
         for chain in reversed(added):
             if chain not in used and os.path.isdir(layout.chain_dir(chain)):
@@ -247,7 +246,7 @@ class _StreamedArchive:
             diff = tempfile.mkdtemp(dir=self.scratch)
             os.rmdir(diff)
             subprocess.run(["cp", "-a", "--reflink=auto", "--",
-                            layout.layer_diff(self.used[blob.path]), diff], check=True)
+                            overlay2.diff_dir(layout, self.used[blob.path]), diff], check=True)
         chain = layers.adopt_layer(layout, parent, diff, diff_id, found.size, found.tar_split)
         self.used.setdefault(blob.path, layers.cache_id(layout, chain))
 

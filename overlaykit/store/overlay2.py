@@ -3,7 +3,12 @@
 Each layer is overlay2/<cache-id>/ with diff/, a `link` file naming its short link
 overlay2/l/<short> -> ../<cache-id>/diff, and (unless it is a base layer) a `lower` file with
 its parents' short links, top first. Writable layers also have work/ and merged/.
-Layers are made in the staging area and renamed into place whole.
+
+This module is the one owner of those directories, in the spirit of containerd's overlay
+snapshotter: `prepare` stages a new layer on a parent, `commit` renames it into place,
+`mounts` and `view` describe an existing layer's overlay as plain data (names relative to
+overlay2/, so a deep stack still fits the kernel's limits), and `remove` takes it away.
+Everyone else asks here for a layer's directories and mounts; linux/overlay.py mounts them.
 """
 
 import base64
@@ -13,13 +18,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Iterator
 
-from overlaykit.linux.overlay import OverlaySpec
+from overlaykit.linux.overlay import OverlaySpec, ReadonlyBind
 from overlaykit.linux.tree import remove_tree
-from overlaykit.store.files import read_text
+from overlaykit.store.files import list_names, read_text
 from overlaykit.store.layout import Layout
 
 
-def new_cache_id() -> str:
+def _new_cache_id() -> str:
     return secrets.token_hex(32)
 
 
@@ -30,85 +35,189 @@ def _new_short_name() -> str:
 
 @dataclass(frozen=True)
 class StagedLayer:
+    """A layer being made in the staging area: not a layer until `commit`."""
+
     cache_id: str
-    path: str  # the staging directory; diff/ is inside it
+    path: str   # the staging directory; diff/ is inside it
+    short: str  # its l/ name, linked once it is committed
 
     @property
     def diff(self) -> str:
         return os.path.join(self.path, "diff")
 
 
-def lower_chain(layout: Layout, cache_id: str | None) -> list[str]:
-    """The short links a child of cache_id stacks on: cache_id's own first, then its lowers."""
-    if cache_id is None:
-        return []
+def _chain(layout: Layout, cache_id: str) -> list[str]:
+    """The l/ names an overlay of cache_id stacks: its own first, then its parents', top first."""
     chain = ["l/" + read_text(layout.layer_link_file(cache_id)).strip()]
-    try:
+    with suppress(FileNotFoundError):
         chain += read_text(layout.layer_lower_file(cache_id)).strip().split(":")
-    except FileNotFoundError:
-        pass
     return chain
+
+
+def _directory(layout: Layout, name: str) -> str:
+    """The diff/ an l/ name leads to."""
+    return os.path.realpath(layout.link(name.split("/", 1)[1]))
+
+
+def prepare(layout: Layout, parent: str | None, writable: bool = False) -> StagedLayer:
+    """A new layer on parent (a cache id, None for a base layer) in the staging area.
+
+    Its diff/ is empty and to be filled; writable ones get work/ and merged/ for an overlay
+    with an upper. Nothing is visible in overlay2/ until `commit`; `discard` drops it.
+    """
+    os.makedirs(layout.staging, exist_ok=True)
+    cache_id = _new_cache_id()
+    layer = StagedLayer(cache_id, os.path.join(layout.staging, cache_id), _new_short_name())
+    os.mkdir(layer.path, 0o710)
+    try:
+        os.mkdir(layer.diff, 0o755)
+        with open(os.path.join(layer.path, "link"), "w") as f:
+            f.write(layer.short)
+        if parent is not None:
+            with open(os.path.join(layer.path, "lower"), "w") as f:
+                f.write(":".join(_chain(layout, parent)))
+        if writable:
+            os.mkdir(os.path.join(layer.path, "work"), 0o700)
+            os.mkdir(os.path.join(layer.path, "merged"), 0o700)
+    except BaseException:
+        discard(layer)
+        raise
+    return layer
+
+
+def commit(layout: Layout, layer: StagedLayer) -> str:
+    """The staged layer becomes a layer: renamed into overlay2/, then given its l/ link."""
+    os.makedirs(layout.links, exist_ok=True)
+    os.rename(layer.path, layout.layer_dir(layer.cache_id))
+    os.symlink(os.path.join("..", layer.cache_id, "diff"), layout.link(layer.short))
+    return layer.cache_id
+
+
+def discard(layer: StagedLayer) -> None:
+    """Drop a staged layer that will not be committed."""
+    with suppress(OSError):
+        remove_tree(layer.path)
 
 
 @contextmanager
 def staged(layout: Layout, parent: str | None, writable: bool = False) -> Iterator[StagedLayer]:
-    """Make a layer in the staging area; on a clean exit it is renamed into overlay2/.
-
-    On an exception the staging directory is removed and nothing becomes visible.
-    """
-    cache_id = new_cache_id()
-    os.makedirs(layout.staging, exist_ok=True)
-    os.makedirs(layout.links, exist_ok=True)
-    path = os.path.join(layout.staging, cache_id)
-    os.mkdir(path, 0o710)
+    """`prepare` a layer to fill in the block; a clean exit commits it, an exception discards it."""
+    layer = prepare(layout, parent, writable)
     try:
-        os.mkdir(os.path.join(path, "diff"), 0o755)
-        short = _new_short_name()
-        with open(os.path.join(path, "link"), "w") as f:
-            f.write(short)
-        lowers = lower_chain(layout, parent)
-        if lowers:
-            with open(os.path.join(path, "lower"), "w") as f:
-                f.write(":".join(lowers))
-        if writable:
-            os.mkdir(os.path.join(path, "work"), 0o700)
-            os.mkdir(os.path.join(path, "merged"), 0o700)
-        yield StagedLayer(cache_id, path)
-        os.rename(path, layout.layer_dir(cache_id))
+        yield layer
+        commit(layout, layer)
     except BaseException:
-        with suppress(OSError):
-            remove_tree(path)
+        discard(layer)
         raise
-    os.symlink(os.path.join("..", cache_id, "diff"), layout.link(short))
 
 
 def create(layout: Layout, parent: str | None, writable: bool = False) -> str:
-    """An empty layer on parent; returns its cache id."""
-    with staged(layout, parent, writable) as layer:
-        pass
-    return layer.cache_id
+    """An empty layer on parent, committed; returns its cache id."""
+    return commit(layout, prepare(layout, parent, writable))
 
 
-def mount_spec(layout: Layout, cache_id: str, readonly: bool = False) -> OverlaySpec:
-    """The overlay for a writable layer (or, readonly, a view of a layer and its parents, for mount_view)."""
-    if readonly:
-        return OverlaySpec(base=layout.overlay2, lowers=tuple(lower_chain(layout, cache_id)))
+def mounts(layout: Layout, cache_id: str) -> OverlaySpec:
+    """The overlay of a writable layer: its diff/ as the upper, on its parents."""
     lowers = tuple(read_text(layout.layer_lower_file(cache_id)).strip().split(":"))
     return OverlaySpec(base=layout.overlay2, lowers=lowers,
                        upper=os.path.join(cache_id, "diff"), work=os.path.join(cache_id, "work"))
 
 
-def remove(layout: Layout, cache_id: str) -> None:
-    """Remove a layer's short link and directory (the caller made sure nothing mounts it)."""
-    try:
-        short = read_text(layout.layer_link_file(cache_id)).strip()
-        os.unlink(layout.link(short))
-    except FileNotFoundError:
-        pass
-    remove_tree(layout.layer_dir(cache_id))
+def view(layout: Layout, cache_id: str, without: str | None = None) -> OverlaySpec | ReadonlyBind:
+    """A read-only view of a layer on its parents; without: a parent left out (export leaves
+    out a container's init layer). A lone layer is its own diff/, bound read-only."""
+    chain = _chain(layout, cache_id)
+    if without is not None:
+        chain.remove("l/" + read_text(layout.layer_link_file(without)).strip())
+    if len(chain) == 1:
+        return ReadonlyBind(layout.layer_diff(cache_id))
+    return OverlaySpec(base=layout.overlay2, lowers=tuple(chain))
+
+
+def layer_dir(layout: Layout, cache_id: str) -> str:
+    """The layer's directory: diff/, link, lower (and work/, merged/ when writable)."""
+    return layout.layer_dir(cache_id)
+
+
+def diff_dir(layout: Layout, cache_id: str) -> str:
+    """The layer's own files."""
+    return layout.layer_diff(cache_id)
+
+
+def merged_dir(layout: Layout, cache_id: str) -> str:
+    """Where a writable layer's overlay is mounted."""
+    return layout.layer_merged(cache_id)
 
 
 def lower_dirs(layout: Layout, cache_id: str) -> list[str]:
-    """Absolute diff/ paths of the layers under cache_id, top first (for inspect and explain)."""
-    return [os.path.realpath(os.path.join(layout.overlay2, short))
-            for short in lower_chain(layout, cache_id)[1:]]
+    """The diff/ directories of the layers under cache_id, top first."""
+    return [_directory(layout, name) for name in _chain(layout, cache_id)[1:]]
+
+
+def metadata(layout: Layout, cache_id: str) -> dict[str, str]:
+    """GraphDriver.Data as Docker's overlay2 driver reports it for a layer (keys sorted, as
+    Docker's JSON has them; LowerDir only when the layer has parents)."""
+    lowers = lower_dirs(layout, cache_id)
+    data = {"LowerDir": ":".join(lowers)} if lowers else {}
+    return {**data, "MergedDir": layout.layer_merged(cache_id),
+            "UpperDir": layout.layer_diff(cache_id), "WorkDir": layout.layer_work(cache_id)}
+
+
+def exists(layout: Layout, cache_id: str) -> bool:
+    """Whether the layer's directory is there (a layerdb entry may have lost it in a crash)."""
+    return os.path.isdir(layout.layer_dir(cache_id))
+
+
+def remove(layout: Layout, cache_id: str) -> None:
+    """Remove a layer's short link and directory (the caller made sure nothing mounts it)."""
+    with suppress(FileNotFoundError):
+        os.unlink(layout.link(read_text(layout.layer_link_file(cache_id)).strip()))
+    remove_tree(layout.layer_dir(cache_id))
+
+
+def cache_ids(layout: Layout) -> list[str]:
+    """Every directory in overlay2/ but l/: layers, container layers and what a crash left."""
+    return [name for name in list_names(layout.overlay2) if name != "l"]
+
+
+def owner(layout: Layout, path: str) -> str | None:
+    """The cache id of the layer directory path is in (a mount point, say); None outside overlay2/."""
+    if not path.startswith(layout.overlay2 + "/"):
+        return None
+    return os.path.relpath(path, layout.overlay2).split("/")[0]
+
+
+def repair_links(layout: Layout) -> list[str]:
+    """Drop l/ links that lead nowhere; give back the link of a layer that lost it."""
+    done: list[str] = []
+    if not os.path.exists(layout.links):
+        return done
+    for short in list_names(layout.links):
+        if not os.path.exists(layout.link(short)):
+            os.unlink(layout.link(short))
+            done.append(f"Deleted link: l/{short}")
+    for name in cache_ids(layout):
+        try:
+            short = read_text(layout.layer_link_file(name)).strip()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not os.path.lexists(layout.link(short)):
+            os.symlink(os.path.join("..", name, "diff"), layout.link(short))
+            done.append(f"Restored link: l/{short}")
+    return done
+
+
+def directories(lowers: list[str], upper: str | None = None, work: str | None = None,
+                options: tuple[str, ...] = ()) -> OverlaySpec:
+    """An overlay of any absolute directories (the workbench's), top lower first, named
+    relative to their common parent as layers are relative to overlay2/, so the kernels
+    without lowerdir+ have short names to mount with."""
+    extra = [upper, work] if upper is not None and work is not None else []
+    base = os.path.commonpath(lowers + extra)
+    if base in lowers + extra:
+        base = os.path.dirname(base)
+    rel = [os.path.relpath(d, base) for d in lowers + extra]
+    return OverlaySpec(base=base, lowers=tuple(rel[:len(lowers)]),
+                       upper=rel[len(lowers)] if extra else None,
+                       work=rel[len(lowers) + 1] if extra else None,
+                       options=tuple(options))

@@ -11,7 +11,8 @@ import os
 
 from overlaykit.linux.tree import remove_tree
 from overlaykit.store import containers, layers, overlay2
-from overlaykit.store.files import list_names, read_text
+from overlaykit.store.files import list_names
+from overlaykit.store.images import used_chain_ids
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
@@ -26,7 +27,7 @@ def prune(layout: Layout) -> list[str]:
         done += _remove_temporary_files(layout)
         done += _remove_unused_layers(layout)
         done += _remove_orphan_dirs(layout)
-        done += _fix_links(layout)
+        done += overlay2.repair_links(layout)
         return done
 
 
@@ -46,10 +47,11 @@ def _unmount_stale(layout: Layout) -> list[str]:
         path = entry.mount_point
         if path.startswith(layout.staging + "/"):
             stale = True
-        elif path.startswith(layout.overlay2 + "/"):
-            stale = os.path.relpath(path, layout.overlay2).split("/")[0] not in live
         else:
-            continue
+            layer = overlay2.owner(layout, path)
+            if layer is None:
+                continue
+            stale = layer not in live
         if stale:
             umount(path, MNT_DETACH)
             done.append(f"Unmounted: {path}")
@@ -77,13 +79,12 @@ def _remove_temporary_files(layout: Layout) -> list[str]:
 
 def _remove_unused_layers(layout: Layout) -> list[str]:
     """layerdb entries that are half-written, lost their directory, or no image uses."""
-    from overlaykit.store.images import used_chain_ids
     used = used_chain_ids(layout)
     done = []
     for name in list_names(layout.layerdb):
         chain = "sha256:" + name
-        complete = layers.layer_exists(layout, chain) and os.path.isdir(
-            layout.layer_dir(layers.cache_id(layout, chain)))
+        complete = layers.layer_exists(layout, chain) and overlay2.exists(
+            layout, layers.cache_id(layout, chain))
         if complete and chain in used:
             continue
         if complete:
@@ -101,28 +102,9 @@ def _remove_orphan_dirs(layout: Layout) -> list[str]:
     known |= {c.config[key] for c in containers.list_containers(layout)
               for key in ("InitLayer", "RWLayer") if c.config.get(key)}
     done = []
-    for name in list_names(layout.overlay2):
-        if name != "l" and name not in known:
+    for name in overlay2.cache_ids(layout):
+        if name not in known:
             overlay2.remove(layout, name)
             done.append(f"Deleted layer directory: {name}")
     return done
 
-
-def _fix_links(layout: Layout) -> list[str]:
-    """Drop l/ links that lead nowhere; give back the link of a layer that lost it."""
-    done = []
-    if not os.path.exists(layout.links):
-        return done
-    for short in list_names(layout.links):
-        if not os.path.exists(layout.link(short)):
-            os.unlink(layout.link(short))
-            done.append(f"Deleted link: l/{short}")
-    for name in list_names(layout.overlay2):
-        try:
-            short = read_text(layout.layer_link_file(name)).strip()
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if not os.path.lexists(layout.link(short)):
-            os.symlink(os.path.join("..", name, "diff"), layout.link(short))
-            done.append(f"Restored link: l/{short}")
-    return done
