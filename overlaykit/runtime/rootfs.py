@@ -60,7 +60,7 @@ def container_layers(layout: Layout, image_top: str | None) -> Iterator[Containe
 
 
 def remove_layers(layout: Layout, layers: ContainerLayers) -> None:
-    unmount_tree(layout.layer_merged(layers.writable))
+    unmount_tree(overlay2.merged_dir(layout, layers.writable))
     overlay2.remove(layout, layers.writable)
     overlay2.remove(layout, layers.init)
 
@@ -75,9 +75,9 @@ class Rootfs:
 @contextmanager
 def mounted_rootfs(layout: Layout, writable: str) -> Iterator[Rootfs]:
     """The overlay mounted at merged/; on exit it and anything under it is unmounted."""
-    merged = layout.layer_merged(writable)
+    merged = overlay2.merged_dir(layout, writable)
     unmount_tree(merged)  # a crash may have left the last run's overlay there
-    how = mount_overlay(overlay2.mount_spec(layout, writable), merged)
+    how = mount_overlay(overlay2.mounts(layout, writable), merged)
     try:
         fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
