@@ -13,6 +13,7 @@ from typing import Callable
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.namespaces import CLONE_NEWPID, unshare
 from overlaykit.linux.proc import start_ticks
+from overlaykit.runtime.cgroups import container_cgroup, oom_killed
 from overlaykit.runtime.child import container_main
 from overlaykit.runtime.process import (Child, StartError, describe, forwarding_signals,
                                         spawn, wait_for)
@@ -35,18 +36,20 @@ def start_attached(layout: Layout, container: Container, stdin: bool, command: s
     """
     spec = spec_from_record(layout, container)
     try:
-        with mounted_rootfs(layout, container.config["RWLayer"]) as rootfs:
+        with mounted_rootfs(layout, container.config["RWLayer"]) as rootfs, \
+                container_cgroup(spec.cgroup, spec.resources):
             user = resolve_user(rootfs.fd, spec.user, command)
             child = start_child(spec, user, command)
             record_running(layout, container.id, child.pid, rootfs.how)
             if on_started is not None:
                 on_started()
             code = supervise(child, stdin and spec.stdin_open)
+            oom = oom_killed(spec.cgroup)
     except (OverlaykitError, OSError) as e:
         record_failed_start(layout, container.id, describe(e), getattr(e, "exit_code", 1))
         raise
     else:
-        record_exit(layout, container.id, code)
+        record_exit(layout, container.id, code, oom)
     finally:
         if container.config["HostConfig"]["AutoRemove"]:
             from overlaykit.runtime.lifecycle import remove_stopped
@@ -77,18 +80,19 @@ def record_running(layout: Layout, container_id: str, pid: int, mount_path: str)
         state = containers.load(layout, container_id).state
         containers.save_state(layout, container_id, {
             **state, "Status": "running", "Running": True, "Pid": pid,
-            "PidStartTime": start_ticks(pid) or 0, "ExitCode": 0, "Error": "",
+            "PidStartTime": start_ticks(pid) or 0, "ExitCode": 0, "Error": "", "OOMKilled": False,
             "StartedAt": containers.timestamp(), "OverlayMount": mount_path})
 
 
-def record_exit(layout: Layout, container_id: str, code: int) -> None:
-    """The command's exit, unless the container was removed meanwhile (rm -f)."""
+def record_exit(layout: Layout, container_id: str, code: int, oom: bool = False) -> None:
+    """The command's exit, unless the container was removed meanwhile (rm -f); oom: the
+    kernel's OOM killer killed a process of its cgroup (State.OOMKilled)."""
     with store_lock(layout):
         if containers.exists(layout, container_id):
             state = containers.load(layout, container_id).state
             containers.save_state(layout, container_id, {
                 **state, "Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
-                "FinishedAt": containers.timestamp()})
+                "OOMKilled": oom, "FinishedAt": containers.timestamp()})
 
 
 def record_failed_start(layout: Layout, container_id: str, error: str, code: int) -> None:
