@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.namespaces import NAMESPACE_FLAGS, open_namespaces, setns
+from overlaykit.runtime.cgroups import Cgroup, cgroup_of, enter as enter_cgroup
 from overlaykit.runtime.process import exec_as, spawn
 from overlaykit.runtime.spec import merge_env, process_env
 from overlaykit.runtime.start import supervise
@@ -51,16 +52,19 @@ def exec_in(container: Container, options: ExecOptions, command: str = "exec") -
                           options.tty, user.home)
         workdir = options.workdir or config["WorkingDir"]
         setns(namespaces["pid"], NAMESPACE_FLAGS["pid"], "pid")
-        child = spawn(lambda channel: _exec_main(namespaces, root_fd, workdir, options, user,
-                                                 env, channel, command), command)
+        cgroup = cgroup_of(container.id)
+        child = spawn(lambda channel: _exec_main(cgroup, namespaces, root_fd, workdir, options,
+                                                 user, env, channel, command), command)
     finally:
         for fd in (*namespaces.values(), root_fd):
             os.close(fd)
     return supervise(child, options.stdin_open)
 
 
-def _exec_main(namespaces: dict[str, int], root_fd: int, workdir: str, options: ExecOptions,
-               user: User, env: list[str], channel: socket.socket, command: str) -> NoReturn:
+def _exec_main(cgroup: Cgroup | None, namespaces: dict[str, int], root_fd: int, workdir: str,
+               options: ExecOptions, user: User, env: list[str], channel: socket.socket,
+               command: str) -> NoReturn:
+    enter_cgroup(cgroup)  # first, as the container's PID 1 did: its limits hold for this one too
     for name in JOINED_IN_CHILD:
         setns(namespaces[name], NAMESPACE_FLAGS[name], name)
     os.fchdir(root_fd)
