@@ -9,6 +9,7 @@ at the root itself means v2.
 
 import errno
 import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from overlaykit.linux.mountinfo import mounts
 from overlaykit.linux.namespaces import unshare
 
 CLONE_NEWCGROUP = 0x02000000
+ROOT = "/sys/fs/cgroup"
+PARENT = "overlaykit"  # a container's cgroup is overlaykit/<id>, as Docker's cgroupfs driver makes docker/<id>
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ def hierarchies(root: str) -> Hierarchies:
             if controllers and controllers not in found:  # named ones (name=systemd) hold none
                 found[controllers] = Hierarchy(m.mount_point, controllers)
     return Hierarchies(False, tuple(found.values()))
+
+
+def container_dirs(found: Hierarchies, container_id: str) -> tuple[str, ...]:
+    """The container's cgroup directory in each hierarchy (they need not exist)."""
+    return tuple(os.path.join(h.path, PARENT, container_id) for h in found.mounted)
 
 
 def read(cgroup: str, name: str) -> str:
@@ -104,6 +112,15 @@ def pids(path: str) -> list[int]:
         except FileNotFoundError:
             pass
     return found
+
+
+def kill_all(path: str) -> None:
+    """SIGKILL every process in the cgroup and those under it."""
+    for pid in pids(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def remove(path: str, timeout: float = 2.0) -> bool:

@@ -10,7 +10,6 @@ on v2 an eBPF filter attached to the cgroup (runtime/devicefilter.py).
 
 import os
 import re
-import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -19,8 +18,6 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.linux import cgroups
 from overlaykit.runtime.devices import ALL_DEVICES, DEFAULT_RULES, DeviceRule
 
-CGROUP_ROOT = "/sys/fs/cgroup"
-PARENT = "overlaykit"
 CFS_PERIOD = 100_000                    # µs, Docker's default cpu period
 V2_CONTROLLERS = ("cpu", "memory", "pids")
 MIN_MEMORY = 6 * 1024 * 1024            # Docker refuses less ("Minimum memory limit allowed is 6MB")
@@ -120,13 +117,12 @@ def cpu_weight(shares: int) -> int:
 
 # --- the cgroup ---
 
-def cgroup_of(container_id: str, root: str = CGROUP_ROOT) -> Cgroup | None:
+def cgroup_of(container_id: str) -> Cgroup | None:
     """Where the container's cgroup is on this host; None when no cgroup filesystem is mounted."""
-    found = cgroups.hierarchies(root)
+    found = cgroups.hierarchies(cgroups.ROOT)
     if not found.mounted:
         return None
-    return Cgroup(found.unified, tuple(os.path.join(h.path, PARENT, container_id)
-                                       for h in found.mounted))
+    return Cgroup(found.unified, cgroups.container_dirs(found, container_id))
 
 
 def _controller_dir(cgroup: Cgroup, file: str) -> str | None:
@@ -148,7 +144,7 @@ def _set(cgroup: Cgroup, file: str, value: str, option: str) -> None:
 def _enable_v2_controllers(root: str) -> None:
     """+cpu +memory +pids in root's and overlaykit/'s cgroup.subtree_control, each that root has."""
     available = cgroups.read(root, "cgroup.controllers").split()
-    for level in (root, os.path.join(root, PARENT)):
+    for level in (root, os.path.join(root, cgroups.PARENT)):
         cgroups.make(level)
         enabled = cgroups.read(level, "cgroup.subtree_control").split()
         for name in V2_CONTROLLERS:
@@ -239,11 +235,7 @@ def remove(cgroup: Cgroup | None) -> list[str]:
     for path in cgroup.paths:
         if not os.path.isdir(path):
             continue
-        for pid in cgroups.pids(path):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        cgroups.kill_all(path)
         if cgroups.remove(path):
             removed.append(path)
     return removed

@@ -117,12 +117,14 @@ def remove(layout: Layout, container: Container, force: bool, volumes: bool = Fa
 
 
 def remove_stopped(layout: Layout, container_id: str, volumes: bool = False) -> None:
-    """Unmount what a crash may have left, remove the two layers and the record, and with
-    volumes the anonymous volumes no other container uses (named volumes always stay)."""
+    """Unmount what a crash may have left, remove the cgroup, the two layers and the record, and
+    with volumes the anonymous volumes no other container uses (named volumes always stay)."""
     with store_lock(layout):
         if not containers.exists(layout, container_id):
             return
         config = containers.load(layout, container_id).config
+        from overlaykit.runtime.cgroups import cgroup_of, remove as remove_cgroup
+        remove_cgroup(cgroup_of(container_id))  # one a killed supervisor left behind
         remove_layers(layout, ContainerLayers(config["InitLayer"], config["RWLayer"]))
         containers.remove_record(layout, container_id)
         if volumes:

@@ -3,8 +3,9 @@
 In order: mounts under the root that no running container owns, the staging area, half-
 written metadata, layerdb entries no image uses, overlay2 directories neither a layerdb
 entry nor a container record (InitLayer, RWLayer) names, and short links that lead nowhere
-(a layer that lost its link gets it back). Runs under the store lock, so no load, commit or
-container creation that holds the lock is ever half-way through when it looks.
+(a layer that lost its link gets it back), and the empty cgroups of containers that are not
+running (a supervisor killed with -9 leaves one). Runs under the store lock, so no load,
+commit or container creation that holds the lock is ever half-way through when it looks.
 """
 
 import os
@@ -28,6 +29,7 @@ def prune(layout: Layout) -> list[str]:
         done += _remove_unused_layers(layout)
         done += _remove_orphan_dirs(layout)
         done += overlay2.repair_links(layout)
+        done += _remove_stray_cgroups(layout)
         return done
 
 
@@ -108,3 +110,16 @@ def _remove_orphan_dirs(layout: Layout) -> list[str]:
             done.append(f"Deleted layer directory: {name}")
     return done
 
+
+def _remove_stray_cgroups(layout: Layout) -> list[str]:
+    """overlaykit/<id> cgroups of this store's containers that are not running, if empty."""
+    from overlaykit.linux import cgroups
+    found = cgroups.hierarchies(cgroups.ROOT)
+    done = []
+    for c in containers.list_containers(layout):
+        if containers.is_running(c.state):
+            continue
+        for path in cgroups.container_dirs(found, c.id):
+            if os.path.isdir(path) and not cgroups.pids(path) and cgroups.remove(path):
+                done.append(f"Deleted cgroup: {path}")
+    return done
