@@ -34,6 +34,19 @@ def _kill_containers(layout: Layout) -> None:
                 pass
 
 
+def _remove_cgroups(layout: Layout) -> None:
+    """Kill what is left in the cgroups of this store's containers, and remove the cgroups."""
+    from overlaykit.linux import cgroups
+    root = Path(layout.containers)
+    if not root.is_dir():
+        return
+    found = cgroups.hierarchies(cgroups.ROOT)
+    for record in root.iterdir():
+        for path in cgroups.container_dirs(found, record.name):
+            cgroups.kill_all(path)
+            cgroups.remove(path, timeout=5)
+
+
 def _unmount_all(path: str) -> None:
     for entry in mounts_under(path):
         try:
@@ -48,6 +61,7 @@ def layout(tmp_path: Path):
     lay = Layout(str(tmp_path / "store"))
     yield lay
     _kill_containers(lay)
+    _remove_cgroups(lay)
     _unmount_all(str(tmp_path))
 
 
