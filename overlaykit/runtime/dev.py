@@ -9,12 +9,13 @@ node the container makes itself (Docker's capabilities include MKNOD) cannot be 
 """
 
 import os
-
 import stat
+from typing import Sequence
 
 from overlaykit.linux.mount import bind, tmpfs
 from overlaykit.linux.openat2 import open_in_root
 from overlaykit.runtime.mounts import target_in_root
+from overlaykit.runtime.devices import Device
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
@@ -77,3 +78,14 @@ def _mknod_like(entry: os.DirEntry, dir_fd: int) -> None:
     os.mknod(entry.name, st.st_mode, st.st_rdev, dir_fd=dir_fd)
     os.chown(entry.name, st.st_uid, st.st_gid, dir_fd=dir_fd, follow_symlinks=False)
     os.chmod(entry.name, stat.S_IMODE(st.st_mode), dir_fd=dir_fd, follow_symlinks=False)
+
+
+# --- --device: the node in the container (runtime/cgroups.py lets the device cgroup allow it) ---
+
+def add_devices(root_fd: int, devices: Sequence[Device]) -> None:
+    """Each --device: the host's node bound over an empty file at its path in the container,
+    as the default nodes are (so it opens on a nodev /dev); the device cgroup allows exactly
+    its type, major:minor and permissions."""
+    for device in devices:
+        with target_in_root(root_fd, device.container_path, directory=False) as target:
+            bind(device.host_path, target, recursive=False)
