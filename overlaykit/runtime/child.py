@@ -19,6 +19,7 @@ from overlaykit.runtime.mounts import make_dirs
 from overlaykit.runtime.mounttable import apply_mounts, make_root_readonly, prepare_root
 from overlaykit.runtime.network import bring_up_loopback
 from overlaykit.runtime.process import exec_as
+from overlaykit.runtime.security import prepare
 from overlaykit.runtime.spec import ContainerSpec, process_env
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
 from overlaykit.runtime.user import User
@@ -41,6 +42,7 @@ def make_workdir(root_fd: int, workdir: str) -> None:
 
 def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
                    command: str) -> NoReturn:
+    confinement = prepare(spec.security)  # the seccomp filter built while libseccomp is in reach
     enter_cgroup(spec.cgroup)  # first: limited before it mounts, forks or execs anything
     enter_namespaces(spec.network)
     root = prepare_root(spec.mounts, spec.rootfs, spec.privileged)
@@ -59,4 +61,5 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
         attach_terminal(channel, user, console=True)
     else:
         attach_stdio(spec.stdin_open)
-    exec_as(user, spec.argv, process_env(spec.env, spec.hostname, spec.tty, user.home), command)
+    exec_as(user, spec.argv, process_env(spec.env, spec.hostname, spec.tty, user.home), command,
+            confinement)

@@ -11,6 +11,7 @@ from overlaykit.runtime.mounts import create_volumes, record_mounts
 from overlaykit.runtime.mountspec import MountSpec, host_config, image_volumes, parse_all
 from overlaykit.runtime.network import write_etc_files
 from overlaykit.runtime.rootfs import container_layers
+from overlaykit.runtime.security import host_config as security_host_config
 from overlaykit.runtime.spec import ETC_FILES, RunOptions, argv_of, container_config
 from overlaykit.store import containers, volumes
 from overlaykit.store.containers import Container
@@ -42,6 +43,8 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
     argv = argv_of(config)
     specs = mount_specs(options, config, command)
     resources = resource_host_config(options, command)
+    security = security_host_config(options.privileged, options.cap_add, options.cap_drop,
+                                    options.security_opt, command)
     with store_lock(layout):
         name = options.name if options.name is not None else containers.new_name(layout)
         containers.check_name(layout, name, command)
@@ -60,7 +63,7 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
                 "HostConfig": {"NetworkMode": options.network,
                                "ReadonlyRootfs": options.read_only,
                                "AutoRemove": options.auto_remove, **host_config(specs),
-                               **resources},
+                               **resources, **security},
                 "Driver": "overlay2",
                 "InitLayer": layers.init,
                 "RWLayer": layers.writable,

@@ -16,6 +16,7 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.linux.namespaces import NAMESPACE_FLAGS, open_namespaces, setns
 from overlaykit.runtime.cgroups import Cgroup, cgroup_of, enter as enter_cgroup
 from overlaykit.runtime.process import exec_as, spawn
+from overlaykit.runtime.security import Confinement, prepare, security_of
 from overlaykit.runtime.spec import merge_env, process_env
 from overlaykit.runtime.start import supervise
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
@@ -51,10 +52,14 @@ def exec_in(container: Container, options: ExecOptions, command: str = "exec") -
         env = process_env(merge_env(config["Env"], list(options.env)), config["Hostname"],
                           options.tty, user.home)
         workdir = options.workdir or config["WorkingDir"]
+        # the container's own privileges; the filter is built here, before the PID namespace
+        # is joined, so the ldconfig that finding libseccomp runs is never in the container's
+        confinement = prepare(security_of(container.config["HostConfig"]))
         setns(namespaces["pid"], NAMESPACE_FLAGS["pid"], "pid")
         cgroup = cgroup_of(container.id)
         child = spawn(lambda channel: _exec_main(cgroup, namespaces, root_fd, workdir, options,
-                                                 user, env, channel, command), command)
+                                                 user, env, confinement, channel, command),
+                      command)
     finally:
         for fd in (*namespaces.values(), root_fd):
             os.close(fd)
@@ -62,8 +67,8 @@ def exec_in(container: Container, options: ExecOptions, command: str = "exec") -
 
 
 def _exec_main(cgroup: Cgroup | None, namespaces: dict[str, int], root_fd: int, workdir: str,
-               options: ExecOptions, user: User, env: list[str], channel: socket.socket,
-               command: str) -> NoReturn:
+               options: ExecOptions, user: User, env: list[str], confinement: Confinement,
+               channel: socket.socket, command: str) -> NoReturn:
     enter_cgroup(cgroup)  # first, as the container's PID 1 did: its limits hold for this one too
     for name in JOINED_IN_CHILD:
         setns(namespaces[name], NAMESPACE_FLAGS[name], name)
@@ -77,4 +82,4 @@ def _exec_main(cgroup: Cgroup | None, namespaces: dict[str, int], root_fd: int, 
         attach_terminal(channel, user, console=False)
     else:
         attach_stdio(options.stdin_open)
-    exec_as(user, options.argv, env, command)
+    exec_as(user, options.argv, env, command, confinement)

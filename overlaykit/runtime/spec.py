@@ -14,6 +14,7 @@ from overlaykit.runtime.devices import Device, resolve as resolve_device
 from overlaykit.runtime.mounts import resolve
 from overlaykit.runtime.mounttable import Mount, plan
 from overlaykit.runtime.mountspec import specs_from_record
+from overlaykit.runtime.security import Security, security_of
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
 
@@ -53,6 +54,10 @@ class RunOptions:
     cpus: str | None = None          # --cpus (0.5)
     cpu_shares: int = 0              # -c/--cpu-shares
     devices: tuple[str, ...] = ()    # --device HOST[:CONTAINER[:PERMS]]
+    privileged: bool = False         # --privileged
+    cap_add: tuple[str, ...] = ()    # --cap-add, as typed
+    cap_drop: tuple[str, ...] = ()   # --cap-drop, as typed
+    security_opt: tuple[str, ...] = ()  # --security-opt, as typed
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class ContainerSpec:
     read_only: bool
     rootfs: str                   # the overlay's merged/ on the host
     mounts: tuple[Mount, ...]     # the whole mount table, in the order the child makes it
+    security: Security            # capabilities, seccomp profile, no_new_privs
     privileged: bool = False      # --privileged: no masked paths, /sys rw, the host's devices
     cgroup: Cgroup | None = None  # where PID 1 goes first (None: no cgroupfs mounted)
     resources: Resources = Resources()  # its limits and device rules
@@ -221,6 +227,7 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
         mounts=plan([(layout.container_file(container.id, name), target)
                      for name, target in ETC_FILES],
                     resolve(layout, specs_from_record(container.config)), privileged),
+        security=security_of(host),
         privileged=privileged,
         cgroup=cgroup_of(container.id),
         resources=resources_of(host, tuple(d.rule for d in devices)),
