@@ -113,7 +113,9 @@ def staged(layout: Layout, parent: str | None, writable: bool = False) -> Iterat
 
 def create(layout: Layout, parent: str | None, writable: bool = False) -> str:
     """An empty layer on parent, committed; returns its cache id."""
-    return commit(layout, prepare(layout, parent, writable))
+    with staged(layout, parent, writable) as layer:
+        pass
+    return layer.cache_id
 
 
 def mounts(layout: Layout, cache_id: str) -> OverlaySpec:
