@@ -145,3 +145,18 @@ def test_tmpfs_dev_option_cannot_open_devices(cli, demo):
     out = cli("run", "--rm", "--tmpfs", "/x:dev,exec", demo, "grep", " /x ",
               "/proc/self/mountinfo", check=True).stdout
     assert "nodev" in out.split()[5].split(",")
+
+
+def test_privileged_gets_a_writable_sys_no_masks_and_the_hosts_devices(cli, demo):
+    import os
+    import stat
+    script = "cat /proc/self/mountinfo; echo; ls /dev"
+    out = cli("run", "--rm", "--privileged", demo, "sh", "-c", script, check=True).stdout
+    info, listing = out.split("\n\n")
+    by_point = {line.split()[4]: line for line in info.splitlines()}
+    assert by_point["/sys"].split()[5].startswith("rw")
+    assert not {"/proc/sys", "/proc/keys", "/sys/firmware"} & set(by_point)
+    assert "nodev" not in by_point["/dev"].split()[5].split(",")
+    host_devices = {name for name in os.listdir("/dev")
+                    if stat.S_ISCHR(os.lstat(f"/dev/{name}").st_mode) and name not in ("console", "ptmx")}
+    assert host_devices <= set(listing.split())

@@ -42,7 +42,7 @@ def make_dev(root_fd: int, flags: int, options: str, host_devices: bool = False)
         os.close(dev)
 
 
-HOST_DEV_SKIPPED = frozenset({"pts", "shm", "mqueue", "fd", "console", *DEVICES})
+HOST_DEV_SKIPPED = frozenset({"pts", "shm", "mqueue", "console", *DEVICES, *(name for name, _ in LINKS)})
 
 
 def copy_host_devices(dev: int) -> None:
