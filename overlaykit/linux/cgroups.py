@@ -130,7 +130,7 @@ def remove(path: str, timeout: float = 2.0) -> bool:
     ended may take a moment to be released.
     """
     deadline = time.monotonic() + timeout
-    for top, _, _ in sorted(os.walk(path), key=lambda w: w[0].count("/"), reverse=True):
+    for top in sorted((w[0] for w in os.walk(path)), key=lambda p: p.count("/"), reverse=True):
         while True:
             try:
                 os.rmdir(top)
@@ -138,9 +138,9 @@ def remove(path: str, timeout: float = 2.0) -> bool:
             except FileNotFoundError:
                 break
             except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() >= deadline:
-                    if e.errno == errno.EBUSY:
-                        return False
+                if e.errno != errno.EBUSY:
                     raise
+                if time.monotonic() >= deadline:
+                    return False
                 time.sleep(0.02)
     return True
