@@ -80,7 +80,7 @@ wipe_store() {  # unmount what a previous demo left mounted under ROOT, then rem
     rm -rf "$ROOT"
 }
 
-[ "$(id -u)" = 0 ] || die "run as root (sudo make demo): overlaykit mounts filesystems"
+[ "$(id -u)" = 0 ] || die "run as root (or with sudo: sudo make demo): overlaykit mounts filesystems"
 command -v overlaykit >/dev/null || die "overlaykit is not on PATH; run make deps"
 command -v getfattr >/dev/null || die "getfattr is missing; run make deps (Debian's attr package)"
 [ -f "$IMAGE" ] || die "$IMAGE: no such file; build it with scripts/build-test-image.py $IMAGE"

@@ -1,8 +1,8 @@
 """The container's network: its hosts, hostname and resolv.conf, and the loopback of --network none.
 
---network none gives a new network namespace with only `lo`, brought up through pyroute2
-(imported here, in the child, only when asked for); --network host keeps the host's
-namespace and copies its /etc/hosts and /etc/resolv.conf, as Docker does.
+--network none gives a new network namespace with only `lo`, brought up with one ioctl
+(linux/netdev.py); --network host keeps the host's namespace and copies its /etc/hosts and
+/etc/resolv.conf, as Docker does.
 """
 
 from overlaykit.store.files import write_text
@@ -51,7 +51,5 @@ def write_etc_files(paths: dict[str, str], hostname: str, network: str) -> None:
 
 def bring_up_loopback() -> None:
     """Set `lo` up in the calling process's (new) network namespace."""
-    from pyroute2 import IPRoute
-    with IPRoute() as ipr:
-        index = ipr.link_lookup(ifname="lo")[0]
-        ipr.link("set", index=index, state="up")
+    from overlaykit.linux.netdev import set_up
+    set_up("lo")
