@@ -128,6 +128,12 @@ def test_limits_are_written_to_the_containers_cgroup_and_it_goes_at_exit(cli, de
     assert _wait_gone(set(dirs.values()))
 
 
+def test_a_privileged_container_may_use_every_device(cli, demo):
+    cid = cli("run", "-d", "--privileged", demo, "sleep", "30", check=True).stdout.strip()
+    assert _read(_dirs(cid)["devices"], "devices.list") == "a *:* rwm"
+    cli("rm", "-f", cid, check=True)
+
+
 def test_the_container_sees_its_own_cgroup_as_the_root(cli, demo):
     proc = cli("run", "--rm", demo, "cat", "/proc/self/cgroup", check=True)
     lines = proc.stdout.splitlines()
