@@ -59,7 +59,7 @@ def exec_in(container: Container, options: ExecOptions, command: str = "exec") -
         cgroup = cgroup_of(container.id)
         child = spawn(lambda channel: _exec_main(cgroup, namespaces, root_fd, workdir, options,
                                                  user, env, confinement, channel, command),
-                      command)
+                      command, container.id)
     finally:
         for fd in (*namespaces.values(), root_fd):
             os.close(fd)

@@ -5,9 +5,15 @@ The child reports over a SOCK_SEQPACKET socketpair whose end closes on exec: a m
 machine refused a step), "T" carries the pty master it opened inside the container, and
 end-of-file means exec succeeded. The parent waits for that answer before it calls the
 container running, so `run` can print the one error line and exit with Docker's code.
+
+The final exec goes through the sealed exec trampoline (linux/trampoline.py), so no process
+the container can see ever runs the host's Python after it: "F<line start>" tells the parent
+how to name the command, and the trampoline's "X<errno byte>" that its execve failed.
 """
 
+import errno
 import os
+import select
 import signal
 import socket
 import stat
@@ -17,7 +23,11 @@ from typing import Callable, Iterator, NoReturn
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.capabilities import limit_to
+from overlaykit.linux.fds import cloexec_from
+from overlaykit.linux.keyring import join_session_keyring
+from overlaykit.linux.prctl import is_dumpable, kill_when_parent_dies, set_dumpable
 from overlaykit.linux.seccomp import load, set_no_new_privs
+from overlaykit.linux.trampoline import exec_trampoline, sealed_trampoline
 from overlaykit.runtime.security import Confinement
 from overlaykit.runtime.user import User
 
@@ -46,20 +56,30 @@ def describe(e: BaseException) -> str:
     return str(e) if isinstance(e, OverlaykitError) else f"{type(e).__name__}: {e}"
 
 
-def spawn(body: Callable[[socket.socket], NoReturn], command: str) -> Child:
+def spawn(body: Callable[[socket.socket], NoReturn], command: str, container_id: str,
+          die_with_parent: bool = False) -> Child:
     """Fork; the child runs body(channel), which must exec. Raises StartError if it did not.
 
-    Returns with FORWARDED_SIGNALS blocked in this process, so one that arrives before
+    The child is born undumpable (so the container never opens its /proc/<pid>/exe, the
+    host's Python), joins the container's session keyring ("_ses.<id>", as runc names it)
+    instead of keeping this process's, and with die_with_parent is SIGKILLed when this
+    process ends, so a killed supervisor leaves no container behind. Returns with
+    FORWARDED_SIGNALS blocked in this process, so one that arrives before
     forwarding_signals() takes over (it unblocks them) is held, not lost or fatal.
     """
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    trampoline = sealed_trampoline()  # before any namespace or seccomp filter
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    dumpable = is_dumpable()
+    set_dumpable(False)  # inherited by fork: no moment where the child is dumpable
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a mask would survive exec
             parent_end.close()
+            _child_setup(child_end, trampoline, die_with_parent)
+            join_session_keyring(f"_ses.{container_id}")
             body(child_end)
         except StartError as e:
             code, message = e.exit_code, str(e)
@@ -71,7 +91,9 @@ def spawn(body: Callable[[socket.socket], NoReturn], command: str) -> Child:
             child_end.send(f"E{code} {message}".encode())
         finally:
             os._exit(code)
+    set_dumpable(dumpable)
     child_end.close()
+    os.close(trampoline)
     try:
         return _await_exec(pid, parent_end)
     except BaseException:
@@ -84,17 +106,24 @@ def spawn(body: Callable[[socket.socket], NoReturn], command: str) -> Child:
 def _await_exec(pid: int, parent_end: socket.socket) -> Child:
     """Read the child's reports until the channel closes on exec."""
     master = None
+    exec_failure = ""
     while True:
         data, fds, _, _ = socket.recv_fds(parent_end, 65536, 1)
         if not data:
             return Child(pid, master)
         if data[:1] == b"T":
             master = fds[0]
-        elif data[:1] == b"E":
-            code, _, message = data[1:].decode(errors="replace").partition(" ")
+        elif data[:1] == b"F":
+            exec_failure = data[1:].decode(errors="replace")
+        elif data[:1] in (b"E", b"X"):
             os.waitpid(pid, 0)
             if master is not None:
                 os.close(master)
+            if data[:1] == b"X":  # the trampoline's execve of the command failed
+                error = data[1]
+                raise StartError(f"{exec_failure}: {os.strerror(error).lower()}",
+                                 127 if error == errno.ENOENT else 126)
+            code, _, message = data[1:].decode(errors="replace").partition(" ")
             raise StartError(message, int(code))
 
 
@@ -131,6 +160,26 @@ def wait_for(pid: int) -> int:
 
 
 # --- in the child ---
+
+# Set in spawn's child: its report channel's fd, the trampoline's fd, and die_with_parent.
+_final_exec: tuple[int, int, bool] = (-1, -1, False)
+
+
+def _child_setup(channel: socket.socket, trampoline: int, die_with_parent: bool) -> None:
+    global _final_exec
+    _final_exec = (channel.fileno(), trampoline, die_with_parent)
+    if die_with_parent:
+        _die_with_parent(channel.fileno())
+
+
+def _die_with_parent(channel: int) -> None:
+    """PR_SET_PDEATHSIG, then exit if the parent is gone already (its end of the channel hung up)."""
+    kill_when_parent_dies()
+    poll = select.poll()
+    poll.register(channel, select.POLLHUP)
+    if poll.poll(0):
+        os._exit(1)
+
 
 def exec_as(user: User, argv: tuple[str, ...] | list[str], env: list[str], command: str,
             confinement: Confinement) -> NoReturn:
@@ -177,14 +226,17 @@ def _find_executable(name: str, path: str, command: str) -> str:
 
 
 def exec_command(argv: tuple[str, ...] | list[str], env: list[str], command: str) -> NoReturn:
-    """execve the command with env, looked up in env's PATH; 126/127 as Docker when it cannot."""
+    """execve the command with env, looked up in env's PATH, through the sealed exec trampoline;
+    126/127 as Docker when it cannot."""
     environ = dict(e.partition("=")[::2] for e in env)
     path = _find_executable(argv[0], environ.get("PATH", ""), command)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; the command must not
         signal.signal(sig, signal.SIG_DFL)
     os.umask(0o022)  # runc's default, whatever overlaykit was started with
-    try:
-        os.execve(path, list(argv), environ)
-    except OSError as e:
-        code = 127 if e.errno == 2 else 126
-        raise StartError(f'{command}: exec: "{argv[0]}": {e.strerror.lower()}', code) from None
+    channel, trampoline, die_with_parent = _final_exec
+    set_dumpable(False)  # again: a change of user set it to fs.suid_dumpable
+    if die_with_parent:
+        _die_with_parent(channel)  # again: a change of user cleared it
+    os.write(channel, f'F{command}: exec: "{argv[0]}"'.encode())  # how the parent names a failure
+    cloexec_from(3)  # nothing the caller left open reaches the command
+    exec_trampoline(trampoline, channel, path, list(argv), environ)

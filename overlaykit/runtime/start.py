@@ -64,7 +64,8 @@ def start_child(spec: ContainerSpec, user: User, command: str) -> Child:
     process stays where it is (and forks nothing else afterwards).
     """
     unshare(CLONE_NEWPID)
-    return spawn(lambda channel: container_main(spec, user, channel, command), command)
+    return spawn(lambda channel: container_main(spec, user, channel, command), command, spec.id,
+                 die_with_parent=True)
 
 
 def supervise(child: Child, stdin: bool) -> int:
