@@ -13,7 +13,7 @@ import os
 from overlaykit.linux.libc import check, libc
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
-_ENOSYS, _EINVAL = 38, 22
+_EPERM, _ENOSYS, _EINVAL = 1, 38, 22
 
 try:
     _close_range = libc.close_range  # glibc 2.34+
@@ -29,7 +29,9 @@ def cloexec_from(lowest: int = 3) -> None:
             check(_close_range(lowest, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC), f"close_range {lowest}")
             return
         except OSError as e:
-            if e.errno not in (_ENOSYS, _EINVAL):  # the kernel lacks close_range or the flag
+            # ENOSYS, EINVAL: a kernel without close_range or its flag; EPERM: a seccomp
+            # profile older than close_range
+            if e.errno not in (_ENOSYS, _EINVAL, _EPERM):
                 raise
     _cloexec_listed(lowest)
 
