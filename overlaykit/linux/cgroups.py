@@ -109,8 +109,9 @@ def pids(path: str) -> list[int]:
     for top, _, _ in os.walk(path):
         try:
             found += [int(p) for p in read(top, "cgroup.procs").split()]
-        except FileNotFoundError:
-            pass
+        except OSError as e:  # gone, or (ENODEV) being removed meanwhile: nobody left in it
+            if e.errno not in (errno.ENOENT, errno.ENODEV):
+                raise
     return found
 
 

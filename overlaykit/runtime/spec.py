@@ -15,6 +15,7 @@ from overlaykit.runtime.mounts import resolve
 from overlaykit.runtime.mounttable import Mount, plan
 from overlaykit.runtime.mountspec import specs_from_record
 from overlaykit.runtime.security import Security, security_of
+from overlaykit.store import overlay2
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
 
@@ -223,7 +224,7 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
         stdin_open=config["OpenStdin"],
         network=host["NetworkMode"],
         read_only=host["ReadonlyRootfs"],
-        rootfs=layout.layer_merged(container.config["RWLayer"]),
+        rootfs=overlay2.merged_dir(layout, container.config["RWLayer"]),
         mounts=plan([(layout.container_file(container.id, name), target)
                      for name, target in ETC_FILES],
                     resolve(layout, specs_from_record(container.config)), privileged),

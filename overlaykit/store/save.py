@@ -25,7 +25,7 @@ from typing import BinaryIO, Sequence
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.reference import is_valid, normalize
-from overlaykit.store import images, layers
+from overlaykit.store import images, layers, overlay2
 from overlaykit.store.layout import Layout
 
 _CHUNK = 1 << 20
@@ -36,7 +36,7 @@ def _layer_blob(layout: Layout, chain: str, diff_id: str, what: str):
     from overlaykit.image import tarsplit
     from overlaykit.image.writer import LayerBlob
 
-    diff_dir = layout.layer_diff(layers.cache_id(layout, chain))
+    diff_dir = overlay2.diff_dir(layout, layers.cache_id(layout, chain))
     record = layout.tar_split(chain)
     if not os.path.exists(record):
         return _repacked(diff_dir)
