@@ -37,6 +37,7 @@ COMMANDS = {
     "commit": "overlaykit.cli.changes:commit",
     "save": "overlaykit.cli.changes:save",
     "import": "overlaykit.cli.changes:import_",
+    "check": "overlaykit.cli.check:check",
 }
 
 

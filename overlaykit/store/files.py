@@ -1,8 +1,12 @@
-"""Metadata files written atomically: a temporary name in the same directory, fsync, rename."""
+"""Metadata files written atomically and durably: a temporary name in the same directory,
+fsync, rename, fsync of the directory (else a power cut may keep the old name, or none)."""
 
 import json
 import os
 import tempfile
+
+from overlaykit.linux.sync import fsync_directory
+from overlaykit.store import crashpoint
 
 
 def write_text(path: str, text: str, mode: int = 0o600) -> None:
@@ -17,7 +21,7 @@ def write_bytes(path: str, data: bytes, mode: int = 0o600) -> None:
     0644 for what a container's non-root user must read (its /etc/hosts, as in Docker).
     """
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
+    make_directories(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         os.fchmod(fd, mode)
@@ -25,10 +29,27 @@ def write_bytes(path: str, data: bytes, mode: int = 0o600) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        crashpoint.reached("metadata-written")
         os.rename(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+    fsync_directory(directory)
+
+
+def make_directories(path: str) -> None:
+    """os.makedirs, durably: each directory made is fsynced into its parent."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:  # made meanwhile by another writer; fine if it is a directory
+            if not os.path.isdir(directory):
+                raise
+        fsync_directory(os.path.dirname(directory))
 
 
 def write_json(path: str, value) -> None:

@@ -13,7 +13,7 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.image.config import diff_ids, parse_config
 from overlaykit.image.digest import sha256_bytes
 from overlaykit.image.reference import normalize, split
-from overlaykit.store import containers, layers, overlay2
+from overlaykit.store import containers, crashpoint, layers, overlay2
 from overlaykit.store.files import list_names, read_json, write_bytes, write_json
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -105,6 +105,7 @@ def add_image(layout: Layout, config_bytes: bytes, tags: Iterable[str] = ()) -> 
         path = layout.image_config(image_id)
         if not os.path.exists(path):
             write_bytes(path, config_bytes)
+        crashpoint.reached("image-written")
         refs = [normalize(t, "tag") for t in tags]
         if refs:
             current = _read_tags(layout)
@@ -120,6 +121,15 @@ def tag(layout: Layout, image_id: str, ref: str) -> None:
         current = _read_tags(layout)
         current[normalize(ref, "tag")] = target
         _write_tags(layout, current)
+
+
+def untag(layout: Layout, refs: Iterable[str]) -> list[str]:
+    """Drop these tags (those that exist); returns the ones dropped. Under the store lock."""
+    current = _read_tags(layout)
+    gone = [ref for ref in refs if current.pop(ref, None) is not None]
+    if gone:
+        _write_tags(layout, current)
+    return gone
 
 
 def used_chain_ids(layout: Layout) -> set[str]:

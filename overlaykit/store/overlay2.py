@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Iterator
 
+from overlaykit.errors import OverlaykitError
 from overlaykit.linux.overlay import OverlaySpec, ReadonlyBind
 from overlaykit.linux.tree import remove_tree
 from overlaykit.store.files import list_names, read_text
@@ -46,12 +47,74 @@ class StagedLayer:
         return os.path.join(self.path, "diff")
 
 
+class BrokenLayer(OverlaykitError):
+    """A layer directory whose link or lower is missing or empty (a power cut before it was synced)."""
+
+
+def _short_name(layout: Layout, cache_id: str) -> str:
+    """The layer's l/ name, from its link file; BrokenLayer when that is missing or empty."""
+    try:
+        short = read_text(layout.layer_link_file(cache_id)).strip()
+    except (FileNotFoundError, NotADirectoryError):
+        raise _broken(layout, cache_id, "its link file is missing") from None
+    if not short or "/" in short:
+        raise _broken(layout, cache_id, "its link file is empty" if not short else "its link file is garbled")
+    return short
+
+
+def _broken(layout: Layout, cache_id: str, problem: str) -> BrokenLayer:
+    """The one-line error for a broken layer, naming its chain ID too when layerdb knows it."""
+    chain = next((name for name in list_names(layout.layerdb)
+                  if _read_or_none(os.path.join(layout.chain_dir(name), "cache-id")) == cache_id), None)
+    which = f"layer sha256:{chain[:12]} (overlay2/{cache_id})" if chain else f"layer overlay2/{cache_id}"
+    return BrokenLayer(f"{which} is broken: {problem}; run `overlaykit check --repair`")
+
+
+def _read_or_none(path: str) -> str | None:
+    try:
+        return read_text(path).strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def _chain(layout: Layout, cache_id: str) -> list[str]:
     """The l/ names an overlay of cache_id stacks: its own first, then its parents', top first."""
-    chain = ["l/" + read_text(layout.layer_link_file(cache_id)).strip()]
-    with suppress(FileNotFoundError):
-        chain += read_text(layout.layer_lower_file(cache_id)).strip().split(":")
+    chain = ["l/" + _short_name(layout, cache_id)]
+    lower = _read_or_none(layout.layer_lower_file(cache_id))
+    if lower == "":
+        raise _broken(layout, cache_id, "its lower file is empty")
+    if lower is not None:
+        chain += lower.split(":")
     return chain
+
+
+def problems(layout: Layout, cache_id: str, has_parent: bool | None = None) -> list[str]:
+    """What is wrong with a layer directory ([] when sound): diff/ there, link and its l/ link
+    there and leading to diff/, lower there (when has_parent says it should be) with every
+    l/ name in it leading somewhere. has_parent None: lower is checked only if present."""
+    if not os.path.isdir(layout.layer_dir(cache_id)):
+        return ["its directory is missing"]
+    found = []
+    if not os.path.isdir(layout.layer_diff(cache_id)):
+        found.append("its diff/ is missing")
+    short = _read_or_none(layout.layer_link_file(cache_id))
+    if not short or "/" in short:
+        found.append("its link file is " + ("missing" if short is None else "empty" if not short else "garbled"))
+    elif os.path.realpath(layout.link(short)) != os.path.realpath(layout.layer_diff(cache_id)):
+        found.append(f"its short link l/{short} does not lead to its diff/")
+    lower = _read_or_none(layout.layer_lower_file(cache_id))
+    if lower is None and has_parent:
+        found.append("its lower file is missing")
+    elif lower == "":
+        found.append("its lower file is empty")
+    elif lower is not None and has_parent is False:
+        found.append("it has a lower file but no parent")
+    elif lower:
+        gone = [name for name in lower.split(":")
+                if not name.startswith("l/") or not os.path.isdir(layout.link(name[2:]))]
+        if gone:
+            found.append(f"its lower file names {gone[0]}, which leads nowhere")
+    return found
 
 
 def _directory(layout: Layout, name: str) -> str:
@@ -65,9 +128,9 @@ def prepare(layout: Layout, parent: str | None, writable: bool = False) -> Stage
     Its diff/ is empty and to be filled; writable ones get work/ and merged/ for an overlay
     with an upper. Nothing is visible in overlay2/ until `commit`; `discard` drops it.
     """
-    os.makedirs(layout.staging, exist_ok=True)
+    from overlaykit.store.staging import own_dir
     cache_id = _new_cache_id()
-    layer = StagedLayer(cache_id, os.path.join(layout.staging, cache_id), _new_short_name())
+    layer = StagedLayer(cache_id, os.path.join(own_dir(layout), cache_id), _new_short_name())
     os.mkdir(layer.path, 0o710)
     try:
         os.mkdir(layer.diff, 0o755)
@@ -120,7 +183,9 @@ def create(layout: Layout, parent: str | None, writable: bool = False) -> str:
 
 def mounts(layout: Layout, cache_id: str) -> OverlaySpec:
     """The overlay of a writable layer: its diff/ as the upper, on its parents."""
-    lowers = tuple(read_text(layout.layer_lower_file(cache_id)).strip().split(":"))
+    lowers = tuple(_chain(layout, cache_id)[1:])
+    if not lowers:
+        raise _broken(layout, cache_id, "its lower file is missing")
     return OverlaySpec(base=layout.overlay2, lowers=lowers,
                        upper=os.path.join(cache_id, "diff"), work=os.path.join(cache_id, "work"))
 
@@ -130,7 +195,7 @@ def view(layout: Layout, cache_id: str, without: str | None = None) -> OverlaySp
     out a container's init layer). A lone layer is its own diff/, bound read-only."""
     chain = _chain(layout, cache_id)
     if without is not None:
-        chain.remove("l/" + read_text(layout.layer_link_file(without)).strip())
+        chain.remove("l/" + _short_name(layout, without))
     if len(chain) == 1:
         return ReadonlyBind(layout.layer_diff(cache_id))
     return OverlaySpec(base=layout.overlay2, lowers=tuple(chain))
@@ -172,9 +237,23 @@ def exists(layout: Layout, cache_id: str) -> bool:
 
 def remove(layout: Layout, cache_id: str) -> None:
     """Remove a layer's short link and directory (the caller made sure nothing mounts it)."""
-    with suppress(FileNotFoundError):
-        os.unlink(layout.link(read_text(layout.layer_link_file(cache_id)).strip()))
+    short = _read_or_none(layout.layer_link_file(cache_id))
+    if short and "/" not in short:
+        names = [short]
+    else:  # a broken layer's link file names nothing: find its l/ link by where it leads
+        target = os.path.join("..", cache_id, "diff")
+        names = [name for name in list_names(layout.links) if _readlink(layout.link(name)) == target]
+    for name in names:
+        with suppress(FileNotFoundError):
+            os.unlink(layout.link(name))
     remove_tree(layout.layer_dir(cache_id))
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 def cache_ids(layout: Layout) -> list[str]:
@@ -199,9 +278,8 @@ def repair_links(layout: Layout) -> list[str]:
             os.unlink(layout.link(short))
             done.append(f"Deleted link: l/{short}")
     for name in cache_ids(layout):
-        try:
-            short = read_text(layout.layer_link_file(name)).strip()
-        except (FileNotFoundError, NotADirectoryError):
+        short = _read_or_none(layout.layer_link_file(name))
+        if not short or "/" in short:  # a broken layer: check --repair drops it
             continue
         if not os.path.lexists(layout.link(short)):
             os.symlink(os.path.join("..", name, "diff"), layout.link(short))
