@@ -10,7 +10,8 @@ from contextlib import suppress
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.tree import remove_tree
 from overlaykit.store import containers
-from overlaykit.store.files import list_names, read_json, write_json
+from overlaykit.linux.sync import fsync_directory
+from overlaykit.store.files import list_names, make_directories, read_json, write_json
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
@@ -50,13 +51,16 @@ def create(layout: Layout, name: str, labels: dict[str, str] | None = None,
         write_json(os.path.join(staged, "opts.json"), {
             "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "Labels": labels, "Anonymous": anonymous})
-        os.makedirs(layout.volumes, mode=0o701, exist_ok=True)
+        if not os.path.isdir(layout.volumes):
+            make_directories(layout.volumes)
+            os.chmod(layout.volumes, 0o701)
         try:
             os.rename(staged, layout.volume_dir(name))
         except OSError:
             with suppress(OSError):
                 remove_tree(staged)
             raise
+        fsync_directory(layout.volumes)  # opts.json fsynced its own directory, with _data in it
     return name
 
 
