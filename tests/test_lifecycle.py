@@ -156,8 +156,10 @@ def test_ps_tells_the_truth_when_the_supervisor_died(cli, demo, layout):
         time.sleep(0.02)
     assert json.load(open(layout.container_state(_inspect(cli, "orphan")["Id"])))["Running"]
     (row,) = _ps(cli, "-a")
-    assert (row["State"], row["ExitCode"]) == ("exited", 255)
-    assert list(mounts_under(layout.root)) != []  # the dead supervisor left the overlay mounted
+    assert (row["State"], row["ExitCode"]) == ("exited", 137)  # killed, with its supervisor
+    # ps recorded that exit and took away the overlay the dead supervisor left mounted
+    assert not json.load(open(layout.container_state(row["ID"])))["Running"]
+    assert list(mounts_under(layout.root)) == []
     cli("rm", "orphan", check=True)
     assert list(mounts_under(layout.root)) == []
 

@@ -1,5 +1,6 @@
 """Image commands: load, images, rmi, history."""
 
+import contextlib
 import sys
 
 import click
@@ -18,13 +19,46 @@ def load(layout, input_: str | None, archive: str | None, quiet: bool) -> None:
     source = input_ or archive or "-"
     if source == "-" and sys.stdin.isatty():
         raise click.UsageError("no archive given and stdin is a terminal")
-    with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
-        images = load_archive(layout, source, progress)
+    try:
+        with _rolled_back_on_termination(), \
+                _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
+            images = load_archive(layout, source, progress)
+    except _Terminated as e:
+        click.echo(f"overlaykit: load: {e.signal.name}: stopped; nothing was loaded", err=True)
+        sys.exit(128 + e.signal)
     for image in images:
         for ref in image.tags:
             click.echo(f"Loaded image: {ref}")
         if not image.tags:
             click.echo(f"Loaded image ID: {image.id}")
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised where the load is, so it rolls back as ^C does."""
+
+    def __init__(self, sig: int):
+        import signal
+        super().__init__(sig)
+        self.signal = signal.Signals(sig)
+
+
+@contextlib.contextmanager
+def _rolled_back_on_termination():
+    """SIGTERM and SIGHUP (a closed terminal) become _Terminated; a second one is ignored
+    while the first unwinds, so the rollback itself is never cut short."""
+    import signal
+
+    def terminated(sig, frame):
+        for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(s, signal.SIG_IGN)
+        raise _Terminated(sig)
+
+    previous = {s: signal.signal(s, terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class _progress:

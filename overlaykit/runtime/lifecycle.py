@@ -1,8 +1,10 @@
 """A created container's life after start: its true state, stop, kill, rm, inspect and the ps rows.
 
 state.json says what the supervisor last wrote; a supervisor killed with -9 leaves
-"running" behind. live_state asks psutil about the recorded pid (containers.is_running:
-alive, not a zombie, the same start time, so not a reused pid) and reports the truth.
+"running" behind, and its container died with it (PR_SET_PDEATHSIG, SIGKILL). live_state
+asks psutil about the recorded pid (containers.is_running: alive, not a zombie, the same
+start time, so not a reused pid) and reports the truth: exited, 137. ps, rm and start
+first record that exit (store/orphans.settle), and remove the container if it was --rm.
 """
 
 import os
@@ -10,22 +12,19 @@ import signal
 import time
 
 from overlaykit.errors import OverlaykitError
-from overlaykit.runtime.rootfs import ContainerLayers, remove_layers, unmount_tree
+from overlaykit.runtime.rootfs import unmount_tree
 from overlaykit.store import containers, overlay2
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
-
-LOST_EXIT_CODE = 255  # the process is gone and nobody saw how it ended
-
+from overlaykit.store.orphans import KILLED_EXIT_CODE, remove_container, settle
 
 def live_state(container: Container) -> dict:
     """The container's state as it is now, not as last recorded."""
     state = container.state
     if state.get("Running") and not containers.is_running(state):
         return {**state, "Status": "exited", "Running": False, "Pid": 0,
-                "ExitCode": LOST_EXIT_CODE,
-                "Error": "the container's process ended while nobody watched it"}
+                "ExitCode": KILLED_EXIT_CODE, "Error": "killed: its supervisor died"}
     return state
 
 
@@ -103,6 +102,7 @@ def stop(layout: Layout, container: Container, timeout: float | None,
 
 def remove(layout: Layout, container: Container, force: bool, volumes: bool = False) -> None:
     """rm: a running container only with force (killed first); layers and record go (-v: anonymous volumes too)."""
+    settle(layout)
     if containers.is_running(container.state):
         if not force:
             raise OverlaykitError(f"rm: cannot remove container {container.name}: it is running "
@@ -120,16 +120,8 @@ def remove_stopped(layout: Layout, container_id: str, volumes: bool = False) -> 
     """Unmount what a crash may have left, remove the cgroup, the two layers and the record, and
     with volumes the anonymous volumes no other container uses (named volumes always stay)."""
     with store_lock(layout):
-        if not containers.exists(layout, container_id):
-            return
-        config = containers.load(layout, container_id).config
-        from overlaykit.runtime.cgroups import cgroup_of, remove as remove_cgroup
-        remove_cgroup(cgroup_of(container_id))  # one a killed supervisor left behind
-        remove_layers(layout, ContainerLayers(config["InitLayer"], config["RWLayer"]))
-        containers.remove_record(layout, container_id)
-        if volumes:
-            from overlaykit.store.volumes import remove_anonymous
-            remove_anonymous(layout, config["Mounts"])
+        if containers.exists(layout, container_id):
+            remove_container(layout, container_id, volumes)
 
 
 def inspect(layout: Layout, container: Container) -> dict:
@@ -206,6 +198,7 @@ def status_line(state: dict, now: float) -> str:
 
 def ps_rows(layout: Layout, show_all: bool) -> list[dict]:
     """One dict per container (running ones only unless show_all), newest first."""
+    settle(layout)
     now = time.time()
     rows = []
     for c in containers.list_containers(layout):

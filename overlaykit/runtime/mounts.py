@@ -6,6 +6,7 @@ mount lands on /proc/self/fd/<fd> of that resolved handle, so a symlink in the i
 """
 
 import errno
+import fcntl
 import os
 import posixpath
 import stat
@@ -20,6 +21,7 @@ from overlaykit.linux.mountinfo import mount_containing
 from overlaykit.linux.newmount import MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, mount_setattr
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                                       open_in_root, openat2)
+from overlaykit.linux.tree import remove_tree
 from overlaykit.runtime.mountspec import MountSpec, inspect_entry
 from overlaykit.store import volumes
 from overlaykit.store.layout import Layout
@@ -224,21 +226,40 @@ def restrict(fd: int, readonly: bool, nodev: bool = True) -> None:
         remount_bind(_proc_fd(fd), (MS_NODEV if nodev else 0) | (MS_RDONLY if readonly else 0))
 
 
+COPYING = ".copying"  # beside a volume's _data while a copy-up fills it: a crash half way shows
+
+
 def copy_up_into(target: int, volume_dir: str) -> None:
-    """Copy what the image has at the destination into an empty volume, as Docker does on first use."""
+    """Copy what the image has at the destination into an empty volume, as Docker does on first use.
+
+    Under the volume's lock (an flock on volumes/<name>/, the directory holding _data): a
+    container starting beside this one waits for the whole copy, then finds the volume full
+    and copies nothing. A copy a crash cut short left its marker: it is emptied and done again.
+    """
     if not os.path.isdir(_proc_fd(target)):
         return
-    dst = os.open(volume_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    holder = os.path.dirname(volume_dir)
+    lock = os.open(holder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        if os.listdir(dst):
-            return
-        src = os.open(_proc_fd(target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        dst = os.open(volume_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            copy_tree(src, dst)
+            interrupted = COPYING in os.listdir(lock)
+            if os.listdir(dst) and not interrupted:
+                return
+            os.close(os.open(COPYING, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=lock))
+            for name in os.listdir(dst):
+                remove_tree(name, dir_fd=dst)
+            src = os.open(_proc_fd(target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                copy_tree(src, dst)
+            finally:
+                os.close(src)
+            os.unlink(COPYING, dir_fd=lock)
         finally:
-            os.close(src)
+            os.close(dst)
     finally:
-        os.close(dst)
+        os.close(lock)
 
 
 def _open_dir_beneath(root: int, rel: str) -> int:

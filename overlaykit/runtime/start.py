@@ -7,6 +7,7 @@ outlives overlaykit; the container's output goes to containers/<id>/container.lo
 """
 
 import os
+import sys
 import traceback
 from typing import Callable
 
@@ -25,6 +26,7 @@ from overlaykit.store import containers
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
+from overlaykit.store.orphans import settle
 
 
 def start_attached(layout: Layout, container: Container, stdin: bool, command: str,
@@ -32,8 +34,19 @@ def start_attached(layout: Layout, container: Container, stdin: bool, command: s
     """Run the container in the foreground; returns the command's exit code.
 
     stdin: pass overlaykit's stdin on (with the container's -i). on_started is called once
-    the command runs. Whatever happens, the overlay is unmounted before this returns.
+    the command runs. Whatever happens, the overlay is unmounted before this returns. The
+    supervisor lock is held throughout (containers.supervising), so prune leaves the
+    starting container alone and the next command knows when this process died.
     """
+    settle(layout)  # a container of this store whose supervisor died: its exit, its --rm
+    if not containers.exists(layout, container.id):
+        raise OverlaykitError(f"No such container: {container.id}")
+    with containers.supervising(layout, container.id):
+        return _start_supervised(layout, container, stdin, command, on_started)
+
+
+def _start_supervised(layout: Layout, container: Container, stdin: bool, command: str,
+                      on_started: Callable[[], None] | None) -> int:
     spec = spec_from_record(layout, container)
     try:
         with mounted_rootfs(layout, container.config["RWLayer"]) as rootfs, \
@@ -46,15 +59,29 @@ def start_attached(layout: Layout, container: Container, stdin: bool, command: s
             code = supervise(child, stdin and spec.stdin_open)
             oom = oom_killed(spec.cgroup)
     except (OverlaykitError, OSError) as e:
-        record_failed_start(layout, container.id, describe(e), getattr(e, "exit_code", 1))
+        try:
+            record_failed_start(layout, container.id, describe(e), getattr(e, "exit_code", 1))
+        except OSError as failed:  # a full disk: the start's own error matters more
+            _warn(command, f"recording the failed start in {layout.container_state(container.id)}: "
+                           f"{failed.strerror}")
         raise
     else:
-        record_exit(layout, container.id, code, oom)
+        try:
+            record_exit(layout, container.id, code, oom)
+        except OSError as e:  # a full disk must not cost the command's exit code
+            _warn(command, f"recording exit code {code} in {layout.container_state(container.id)}: "
+                           f"{e.strerror}")
     finally:
         if container.config["HostConfig"]["AutoRemove"]:
             from overlaykit.runtime.lifecycle import remove_stopped
             remove_stopped(layout, container.id, volumes=True)  # --rm takes anonymous volumes too
     return code
+
+
+def _warn(command: str, message: str) -> None:
+    """One line on stderr for what went wrong after the command ran; its exit code still stands."""
+    sys.stderr.write(f"overlaykit: {command}: warning: {message}\n")
+    sys.stderr.flush()
 
 
 def start_child(spec: ContainerSpec, user: User, command: str) -> Child:

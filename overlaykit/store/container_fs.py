@@ -83,8 +83,8 @@ def readonly_view(layout: Layout, fs: ContainerFs) -> Iterator[tuple[str, str]]:
     from overlaykit.linux.mount import MNT_DETACH, umount
     from overlaykit.linux.overlay import mount_view
 
-    os.makedirs(layout.staging, exist_ok=True)
-    target = tempfile.mkdtemp(prefix="export-", dir=layout.staging)
+    from overlaykit.store.staging import own_dir
+    target = tempfile.mkdtemp(prefix="export-", dir=own_dir(layout))
     try:
         how = mount_view(fs.view, target)
         try:

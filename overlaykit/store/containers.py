@@ -10,11 +10,14 @@ tell it from a reused pid), ExitCode, Error, StartedAt, FinishedAt and OverlayMo
 the overlay was mounted: "mount", "lowerdir+" or "relative").
 """
 
+import fcntl
 import os
 import re
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.tree import remove_tree
@@ -184,3 +187,50 @@ def lookup(layout: Layout, ref: str) -> Container | None:
 
 def remove_record(layout: Layout, container_id: str) -> None:
     remove_tree(layout.container_dir(container_id))
+
+
+REMOVING = "removing.json"  # config.json renamed as removal starts: the container is gone at once
+
+
+def begin_removal(layout: Layout, container_id: str) -> None:
+    """Take the container out of every listing in one rename; `removal_config` finds it again."""
+    os.rename(layout.container_config(container_id), layout.container_file(container_id, REMOVING))
+
+
+def removal_config(layout: Layout, container_id: str) -> dict | None:
+    """The config of a container whose removal began and did not end (a crash half way)."""
+    return read_json(layout.container_file(container_id, REMOVING))
+
+
+def record_ids(layout: Layout) -> list[str]:
+    """Every directory under containers/, records or not (a half-removed one has no config.json)."""
+    return list_names(layout.containers)
+
+
+@contextmanager
+def supervising(layout: Layout, container_id: str) -> Iterator[None]:
+    """Held by the container's supervisor from before its overlay is mounted until its exit is
+    recorded: an flock on containers/<id>/, so prune leaves a starting container's mounts alone
+    and a container recorded running without it lost its supervisor. Close-on-exec: the
+    container's command never holds it."""
+    fd = os.open(layout.container_dir(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_supervised(layout: Layout, container_id: str) -> bool:
+    """Whether a live process holds the container's supervisor lock."""
+    try:
+        fd = os.open(layout.container_dir(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

@@ -16,11 +16,13 @@ from typing import BinaryIO, Iterable, Iterator
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.digest import HashingReader, short
+from overlaykit.linux.sync import fsync_directory, syncfs
 from overlaykit.linux.tree import remove_tree
-from overlaykit.store import overlay2
+from overlaykit.store import crashpoint, overlay2
 from overlaykit.store.files import list_names, read_text, write_bytes, write_text
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
+from overlaykit.store.staging import own_dir, pin
 
 
 def chain_id(parent_chain_id: str | None, diff_id: str) -> str:
@@ -41,6 +43,23 @@ def chain_ids(diff_ids: Iterable[str]) -> list[str]:
 def layer_exists(layout: Layout, chain_id: str) -> bool:
     """Registered and complete: the cache-id file is written last."""
     return os.path.isfile(os.path.join(layout.chain_dir(chain_id), "cache-id"))
+
+
+def layer_problems(layout: Layout, chain_id: str) -> list[str]:
+    """What is wrong with a registered layer's directory ([] when sound): a power cut before
+    its files were durable leaves link and lower empty (overlay2.problems says what it checks)."""
+    return overlay2.problems(layout, cache_id(layout, chain_id), parent(layout, chain_id) is not None)
+
+
+def usable(layout: Layout, chain_id: str) -> bool:
+    """Registered and its directory sound: what `load` trusts instead of unpacking again."""
+    return layer_exists(layout, chain_id) and not layer_problems(layout, chain_id)
+
+
+def _drop_if_broken(layout: Layout, chain_id: str) -> None:
+    """Remove a registered layer whose directory is not sound, so it can be made again."""
+    if layer_exists(layout, chain_id) and layer_problems(layout, chain_id):
+        remove_layer(layout, chain_id)
 
 
 def cache_id(layout: Layout, chain_id: str) -> str:
@@ -81,52 +100,56 @@ def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
     """
     from overlaykit.image.tarsplit import Recorder
     from overlaykit.image.unpack import unpack
-    with store_lock(layout):
-        if expected_diff_id is not None:
-            known = chain_id(parent_chain_id, expected_diff_id)
-            if layer_exists(layout, known):
+    if expected_diff_id is not None:
+        known = chain_id(parent_chain_id, expected_diff_id)
+        with store_lock(layout):
+            if usable(layout, known):
+                pin(layout, known)
                 return known
-        parent_cache = cache_id(layout, parent_chain_id) if parent_chain_id else None
-        with _scratch_file(layout, "tar-split-") as (record, record_path):
-            try:
-                with overlay2.staged(layout, parent_cache) as layer:
-                    hashed = HashingReader(stream)
-                    recorder = Recorder(hashed, record)
-                    stats = unpack(recorder, layer.diff, what=what)
-                    recorder.drain()
-                    recorded = recorder.finish(stats.entries) is None
-                    diff_id = hashed.digest
-                    if expected_diff_id is not None and diff_id != expected_diff_id:
-                        raise OverlaykitError(f"{what}: diff_id {short(diff_id)} does not match "
-                                              f"{short(expected_diff_id)} in the image config")
-                    new = chain_id(parent_chain_id, diff_id)
-                    if layer_exists(layout, new):
-                        raise _AlreadyStored(new)
-            except _AlreadyStored as stored:
-                return stored.chain
+            _drop_if_broken(layout, known)
+    # the parent is the caller's (pinned): unpacking needs no lock, only the publish below
+    parent_cache = cache_id(layout, parent_chain_id) if parent_chain_id else None
+    with _scratch_file(layout, "tar-split-") as (record, record_path):
+        layer = overlay2.prepare(layout, parent_cache)
+        try:
+            hashed = HashingReader(stream)
+            recorder = Recorder(hashed, record)
+            stats = unpack(recorder, layer.diff, what=what)
+            crashpoint.reached("layer-unpacked")
+            recorder.drain()
+            recorded = recorder.finish(stats.entries) is None
+            diff_id = hashed.digest
+            if expected_diff_id is not None and diff_id != expected_diff_id:
+                raise OverlaykitError(f"{what}: diff_id {short(diff_id)} does not match "
+                                      f"{short(expected_diff_id)} in the image config")
+            new = chain_id(parent_chain_id, diff_id)
             record.close()
-            _register(layout, new, diff_id, layer.cache_id, parent_chain_id, stats.bytes,
-                      record_path if recorded else None)
-        return new
+            syncfs(layout.root)  # its files durable before anything points at them (outside the lock: slow)
+            crashpoint.reached("layer-synced")
+            with store_lock(layout):
+                if usable(layout, new):  # another load stored it meanwhile: keep that one
+                    overlay2.discard(layer)
+                else:
+                    _drop_if_broken(layout, new)
+                    overlay2.commit(layout, layer)
+                    _publish(layout, new, diff_id, layer.cache_id, parent_chain_id, stats.bytes,
+                             record_path if recorded else None, what)
+                pin(layout, new)
+        except BaseException:
+            overlay2.discard(layer)
+            raise
+    return new
 
 
 @contextmanager
 def _scratch_file(layout: Layout, prefix: str) -> Iterator[tuple[BinaryIO, str]]:
     """A new file in the staging area, open for writing, and its path; removed on exit."""
-    os.makedirs(layout.staging, exist_ok=True)
-    fd, path = tempfile.mkstemp(dir=layout.staging, prefix=prefix)
+    fd, path = tempfile.mkstemp(dir=own_dir(layout), prefix=prefix)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f, path
     finally:
         os.unlink(path)
-
-
-class _AlreadyStored(Exception):
-    """The layer turned out to be stored already: unwind the staged copy, keep the stored one."""
-
-    def __init__(self, chain: str):
-        self.chain = chain
 
 
 def adopt_layer(layout: Layout, parent_chain_id: str | None, unpacked_diff: str,
@@ -138,22 +161,48 @@ def adopt_layer(layout: Layout, parent_chain_id: str | None, unpacked_diff: str,
     tar_split: the file its tar-split was recorded to (copied; the caller removes it).
     """
     new = chain_id(parent_chain_id, diff_id)
+    syncfs(layout.root)  # its files durable before anything points at them (outside the lock: slow)
     with store_lock(layout):
-        if layer_exists(layout, new):
+        pin(layout, new)
+        if usable(layout, new):
             with suppress(OSError):
                 remove_tree(unpacked_diff)
             return new
+        _drop_if_broken(layout, new)
         parent_cache = cache_id(layout, parent_chain_id) if parent_chain_id else None
         with overlay2.staged(layout, parent_cache) as layer:
             os.rmdir(layer.diff)
             os.rename(unpacked_diff, layer.diff)
-        _register(layout, new, diff_id, layer.cache_id, parent_chain_id, size, tar_split)
+        _publish(layout, new, diff_id, layer.cache_id, parent_chain_id, size, tar_split, "load")
         return new
+
+
+def _publish(layout: Layout, chain: str, diff_id: str, cache: str, parent: str | None,
+             size: int, tar_split: str | None, what: str) -> None:
+    """_register a committed layer; if that fails (a full disk), the layer directory and the
+    half-written entry go, and the error names the operation and the path."""
+    try:
+        _register(layout, chain, diff_id, cache, parent, size, tar_split)
+    except OSError as e:
+        with suppress(OSError):
+            remove_tree(layout.chain_dir(chain))
+        with suppress(OSError):
+            overlay2.remove(layout, cache)
+        raise OverlaykitError(f"{what}: writing layerdb entry {chain}: "
+                              f"{e.filename or layout.chain_dir(chain)}: {e.strerror}") from e
 
 
 def _register(layout: Layout, chain: str, diff_id: str, cache: str, parent: str | None,
               size: int, tar_split: str | None) -> None:
-    """Write the layerdb entry; cache-id goes last, so a half-written entry is not a layer."""
+    """Write the layerdb entry; cache-id goes last, so a half-written entry is not a layer.
+
+    The caller made the layer's files, link and lower durable (syncfs, before it took the
+    lock); its rename into overlay2/ and its l/ link are made durable here, so no power cut
+    leaves an entry that points at empty files or at nothing.
+    """
+    crashpoint.reached("layer-committed")
+    fsync_directory(layout.overlay2)
+    fsync_directory(layout.links)
     directory = layout.chain_dir(chain)
     write_text(os.path.join(directory, "diff"), diff_id)
     write_text(os.path.join(directory, "size"), str(size))
@@ -162,7 +211,9 @@ def _register(layout: Layout, chain: str, diff_id: str, cache: str, parent: str 
     if tar_split:
         with open(tar_split, "rb") as f:  # small: headers only, compressed
             write_bytes(layout.tar_split(chain), f.read())
+    crashpoint.reached("layerdb-written")
     write_text(os.path.join(directory, "cache-id"), cache)
+    crashpoint.reached("layer-registered")
 
 
 def stored_chain_ids(layout: Layout) -> list[str]:

@@ -16,7 +16,9 @@ hash it while it is decompressed and unpacked, and never copy the archive or a l
 
 Either way nothing is visible until verified, and a load that fails removes the layers it
 added and leaves repositories.json and imagedb untouched: the store is as it was. The store
-lock is held for the whole load, so `prune` never mistakes its half-made layers for leftovers.
+lock is taken only for the decisions (is a layer stored, publish a layer, publish the images),
+not while unpacking, so a `run` never waits behind a load; the load pins the layers it made
+or relies on (staging.pin), so neither `prune` nor another load's rollback takes them.
 """
 
 import os
@@ -37,6 +39,7 @@ from overlaykit.store import layers, overlay2
 from overlaykit.store.images import StoredImage, add_image, used_chain_ids
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
+from overlaykit.store.staging import own_dir, pin, pinned, pinning
 
 Progress = Callable[[int, int | None], None]  # (bytes read so far, total or None if unknown)
 
@@ -56,7 +59,7 @@ def load_archive(layout: Layout, source: str, progress: Progress | None = None) 
     tags pointing at the same image are left out, so callers can say what was loaded).
     """
     what = "load: " + ("stdin" if source == "-" else source)
-    with store_lock(layout), _rollback(layout) as added, ExitStack() as stack:
+    with pinning(layout), _rollback(layout) as added, ExitStack() as stack:
         archive = _open(layout, source, what, stack)
         images = formats.find_images(archive.source, what)
         plans = [_plan(archive.source, image, what, n if len(images) > 1 else None)
@@ -66,12 +69,16 @@ def load_archive(layout: Layout, source: str, progress: Progress | None = None) 
             parent = None
             for n, (blob, diff_id) in enumerate(zip(plan.image.layers, plan.diff_ids), 1):
                 chain = layers.chain_id(parent, diff_id)
-                if not layers.layer_exists(layout, chain):
+                with store_lock(layout):
+                    stored = layers.usable(layout, chain)
+                    pin(layout, chain)  # kept from prune and other loads' rollback until published
+                if not stored:  # a broken layer is made again
                     archive.store_layer(layout, parent, blob, diff_id, f"{plan.what}layer {n}", counter)
                     added.append(chain)
                 parent = chain
-        return [replace(add_image(layout, plan.config_bytes, plan.image.tags), tags=plan.image.tags)
-                for plan in plans]
+        with store_lock(layout):  # the publish: the only step that needs the lock throughout
+            return [replace(add_image(layout, plan.config_bytes, plan.image.tags), tags=plan.image.tags)
+                    for plan in plans]
 
 
 def _plan(source: formats.Source, image: formats.ArchivedImage, what: str, n: int | None) -> _Plan:
@@ -93,15 +100,17 @@ def _plan(source: formats.Source, image: formats.ArchivedImage, what: str, n: in
 
 @contextmanager
 def _rollback(layout: Layout) -> Iterator[list[str]]:
-    """On any failure (or ^C), remove the layers this load added that no image uses."""
+    """On any failure (or ^C, SIGTERM, SIGHUP), remove the layers this load added that no image
+    uses and no other live load pinned."""
     added: list[str] = []
     try:
         yield added
     except BaseException:
-        used = used_chain_ids(layout)
-        for chain in reversed(added):
-            if chain not in used and os.path.isdir(layout.chain_dir(chain)):
-                layers.remove_layer(layout, chain)
+        with store_lock(layout):
+            used = used_chain_ids(layout) | pinned(layout, others_only=True)
+            for chain in reversed(added):
+                if chain not in used and os.path.isdir(layout.chain_dir(chain)):
+                    layers.remove_layer(layout, chain)
         raise
 
 
@@ -126,7 +135,7 @@ def _total(layout: Layout, archive, plans: list[_Plan]) -> int | None:
         parent = None
         for blob, diff_id in zip(plan.image.layers, plan.diff_ids):
             parent = layers.chain_id(parent, diff_id)
-            if parent not in seen and not layers.layer_exists(layout, parent):
+            if parent not in seen and not layers.usable(layout, parent):
                 seen.add(parent)
                 total += archive.source.size(blob.path) if archive.source.exists(blob.path) else 0
     return total
@@ -193,8 +202,7 @@ class _StreamedArchive:
     @classmethod
     def read(cls, layout: Layout, stream: BinaryIO, what: str, stack: ExitStack) -> "_StreamedArchive":
         import tarfile
-        os.makedirs(layout.staging, exist_ok=True)
-        scratch = tempfile.mkdtemp(dir=layout.staging, prefix="load-")
+        scratch = tempfile.mkdtemp(dir=own_dir(layout), prefix="load-")
         stack.callback(remove_tree, scratch)
         metadata: dict[str, bytes] = {}
         unpacked: dict[str, _Unpacked] = {}

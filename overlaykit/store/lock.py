@@ -1,4 +1,5 @@
-"""One flock on the store: what changes shared metadata takes it; running containers do not hold it."""
+"""One flock on the store: what changes shared metadata takes it, for the short decisions only
+(stage, publish, record); running containers and the unpacking of a load do not hold it."""
 
 import fcntl
 import os
@@ -10,11 +11,13 @@ _held: dict[str, int] = {}  # lock file -> nesting depth in this process
 
 
 @contextmanager
-def store_lock(layout: Layout):
+def store_lock(layout: Layout, sweep: bool = True):
     """Hold the store's exclusive lock for the duration of the block.
 
     Re-entrant within a process (a second flock on a new fd would deadlock against the
-    first), so a whole `load` can hold it while add_layer/add_image take it again.
+    first), so a load's publish step can hold it while add_image takes it again. Whoever
+    takes it first clears what killed processes left in the staging area (staging.sweep):
+    cheap, a listing of tmp/ when nothing is there; sweep=False leaves that to the caller.
     """
     if _held.get(layout.lock_file):
         _held[layout.lock_file] += 1
@@ -28,6 +31,9 @@ def store_lock(layout: Layout):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _held[layout.lock_file] = 1
+        if sweep:
+            from overlaykit.store import staging
+            staging.sweep(layout)
         yield
     finally:
         _held.pop(layout.lock_file, None)

@@ -4,14 +4,19 @@ In order: mounts under the root that no running container owns, the staging area
 written metadata, layerdb entries no image uses, overlay2 directories neither a layerdb
 entry nor a container record (InitLayer, RWLayer) names, and short links that lead nowhere
 (a layer that lost its link gets it back), and the empty cgroups of containers that are not
-running (a supervisor killed with -9 leaves one). Runs under the store lock, so no load,
-commit or container creation that holds the lock is ever half-way through when it looks.
+running (a supervisor killed with -9 leaves one). Runs under the store lock, so no commit or
+container creation that holds the lock is ever half-way through when it looks.
+
+What a live process holds is left alone: the staging directories of live processes (a load
+unpacking, an export view: store/staging.py), the layers they pinned (a load's layers before
+its image names them), and the mounts of containers whose supervisor holds their lock
+(starting or running: containers.supervising).
 """
 
 import os
 
 from overlaykit.linux.tree import remove_tree
-from overlaykit.store import containers, layers, overlay2
+from overlaykit.store import containers, layers, orphans, overlay2, staging
 from overlaykit.store.files import list_names
 from overlaykit.store.images import used_chain_ids
 from overlaykit.store.layout import Layout
@@ -22,9 +27,10 @@ def prune(layout: Layout) -> list[str]:
     """Clean the store; returns one line per thing removed or repaired."""
     if not os.path.isdir(layout.root):
         return []
-    with store_lock(layout):
-        done = _unmount_stale(layout)
-        done += _clear_staging(layout)
+    with store_lock(layout, sweep=False):  # prune sweeps itself, to say what it removed
+        done = staging.sweep(layout)
+        done += orphans.settle(layout)
+        done += _unmount_stale(layout)
         done += _remove_temporary_files(layout)
         done += _remove_unused_layers(layout)
         done += _remove_orphan_dirs(layout)
@@ -33,39 +39,27 @@ def prune(layout: Layout) -> list[str]:
         return done
 
 
-def _running_layers(layout: Layout) -> set[str]:
-    """Cache IDs of the writable layers of containers whose PID 1 is alive."""
+def _live_layers(layout: Layout) -> set[str]:
+    """Cache IDs of the writable layers of containers whose PID 1 is alive, or whose supervisor
+    holds their lock (mounting, starting, or recording the exit)."""
     return {c.config["RWLayer"] for c in containers.list_containers(layout)
-            if c.config.get("RWLayer") and containers.is_running(c.state)}
+            if c.config.get("RWLayer") and (containers.is_running(c.state)
+                                            or containers.is_supervised(layout, c.id))}
 
 
 def _unmount_stale(layout: Layout) -> list[str]:
-    """Mounts in the staging area, and in layer directories of containers that are not running."""
+    """Mounts in layer directories of containers that nobody runs (staging.sweep took those of
+    dead processes in the staging area; a live one's export view stays)."""
     from overlaykit.linux.mount import MNT_DETACH, umount
     from overlaykit.linux.mountinfo import mounts_under
-    live = _running_layers(layout)
+    live = _live_layers(layout)
     done = []
-    for entry in mounts_under(layout.root):
-        path = entry.mount_point
-        if path.startswith(layout.staging + "/"):
-            stale = True
-        else:
-            layer = overlay2.owner(layout, path)
-            if layer is None:
-                continue
-            stale = layer not in live
-        if stale:
-            umount(path, MNT_DETACH)
-            done.append(f"Unmounted: {path}")
+    for entry in mounts_under(layout.overlay2):
+        layer = overlay2.owner(layout, entry.mount_point)
+        if layer is not None and layer not in live:
+            umount(entry.mount_point, MNT_DETACH)
+            done.append(f"Unmounted: {entry.mount_point}")
     return done
-
-
-def _clear_staging(layout: Layout) -> list[str]:
-    names = list_names(layout.staging)
-    for name in names:
-        path = os.path.join(layout.staging, name)
-        remove_tree(path)
-    return [f"Deleted staging: {name}" for name in names]
 
 
 def _remove_temporary_files(layout: Layout) -> list[str]:
@@ -81,7 +75,7 @@ def _remove_temporary_files(layout: Layout) -> list[str]:
 
 def _remove_unused_layers(layout: Layout) -> list[str]:
     """layerdb entries that are half-written, lost their directory, or no image uses."""
-    used = used_chain_ids(layout)
+    used = used_chain_ids(layout) | staging.pinned(layout)
     done = []
     for name in list_names(layout.layerdb):
         chain = "sha256:" + name
