@@ -7,6 +7,7 @@ same job right beside it is. Prints a Markdown table (and writes build/bench.md)
 - load-zstd: the same with zstd               vs  `tar --zstd -xf`
 - run:    `overlaykit run --rm IMAGE true`    vs  `unshare -mpuin --fork chroot ROOTFS true`
 - import: `python -m overlaykit --version`    vs  `python -c pass` (start-up cost of the CLI)
+- load-sync: the gzip load, synced             vs  the same load with the layer syncs taken out
 - memory: peak RSS of the load above          vs  the layer's uncompressed size
 """
 
@@ -105,6 +106,23 @@ def bench_load(work: str, layer_tar: str, compressor: str) -> dict:
             "base_s": base, "ours_s": ours}
 
 
+# `overlaykit` with the syncs of a layer (syncfs before its layerdb entry, fsyncs of overlay2/
+# and l/) taken out: what durability costs a load.
+_NO_LAYER_SYNC = ("import sys; from overlaykit.store import layers; "
+                  "layers.syncfs = layers.fsync_directory = lambda path: None; "
+                  "from overlaykit.cli.main import main; main(sys.argv[1:])")
+
+
+def bench_load_sync(work: str) -> dict:
+    store = os.path.join(work, "store")
+    archive = os.path.join(work, "image-gzip.tar")
+    reset_store = lambda: shutil.rmtree(store, ignore_errors=True)  # noqa: E731
+    base = timed([PY, "-c", _NO_LAYER_SYNC, "--root", store, "load", archive], setup=reset_store)
+    ours = timed([PY, "-m", "overlaykit", "--root", store, "load", archive], setup=reset_store)
+    return {"what": f"load (gzip, {LAYER_MB} MiB layer), synced", "baseline": "the same load unsynced",
+            "base_s": base, "ours_s": ours}
+
+
 def bench_peak_rss(work: str) -> dict:
     store = os.path.join(work, "store")
     shutil.rmtree(store, ignore_errors=True)
@@ -156,6 +174,7 @@ def main() -> None:
         make_layer(layer, LAYER_MB)
         rows.append(bench_load(work, layer, "gzip"))
         rows.append(bench_load(work, layer, "zstd"))
+        rows.append(bench_load_sync(work))
         rows.append(bench_peak_rss(work))
     lines = ["| benchmark | baseline | baseline | overlaykit | ratio |", "|---|---|---|---|---|"]
     for r in rows:
