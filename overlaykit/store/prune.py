@@ -111,8 +111,8 @@ def _remove_stray_cgroups(layout: Layout) -> list[str]:
     found = cgroups.hierarchies(cgroups.ROOT)
     done = []
     for c in containers.list_containers(layout):
-        if containers.is_running(c.state):
-            continue
+        if containers.is_running(c.state) or containers.is_supervised(layout, c.id):
+            continue  # running, or starting: its supervisor made the cgroup and is about to join it
         for path in cgroups.container_dirs(found, c.id):
             if os.path.isdir(path) and not cgroups.pids(path) and cgroups.remove(path):
                 done.append(f"Deleted cgroup: {path}")
