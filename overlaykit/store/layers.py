@@ -135,6 +135,10 @@ def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
                     _publish(layout, new, diff_id, layer.cache_id, parent_chain_id, stats.bytes,
                              record_path if recorded else None, what)
                 pin(layout, new)
+        except OSError as e:  # a full disk while staging (the tar-split record, say): say where
+            overlay2.discard(layer)
+            raise OverlaykitError(f"{what}: staging the layer: {e.filename or record_path}: "
+                                  f"{e.strerror}") from e
         except BaseException:
             overlay2.discard(layer)
             raise

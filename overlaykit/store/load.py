@@ -77,8 +77,17 @@ def load_archive(layout: Layout, source: str, progress: Progress | None = None) 
                     added.append(chain)
                 parent = chain
         with store_lock(layout):  # the publish: the only step that needs the lock throughout
-            return [replace(add_image(layout, plan.config_bytes, plan.image.tags), tags=plan.image.tags)
-                    for plan in plans]
+            configs = [layout.image_config(sha256_bytes(plan.config_bytes)) for plan in plans]
+            new = [path for path in configs if not os.path.exists(path)]
+            try:
+                return [replace(add_image(layout, plan.config_bytes, plan.image.tags),
+                                tags=plan.image.tags) for plan in plans]
+            except OSError as e:  # a full disk: the images this load made go, and the error says where
+                for path in new:
+                    with suppress(FileNotFoundError):
+                        os.unlink(path)
+                raise OverlaykitError(f"{what}: writing the image: {e.filename or layout.image_root}: "
+                                      f"{e.strerror}") from e
 
 
 def _plan(source: formats.Source, image: formats.ArchivedImage, what: str, n: int | None) -> _Plan:
