@@ -197,3 +197,20 @@ def test_a_full_disk_keeps_runs_exit_code(small_store, fixture_path):
     state_file = layout.container_state(containers.find(layout, "filler").id)
     assert done.stderr == (f"overlaykit: run: warning: recording exit code 7 in {state_file}: "
                            f"No space left on device\n")
+
+
+def test_a_run_does_not_wait_behind_a_load(cli, layout, demo, big_archive):
+    load = subprocess.Popen([sys.executable, "-m", "overlaykit", "--root", layout.root, "load", big_archive],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: _staged_files(layout) > 100 or load.poll() is not None)
+        assert load.poll() is None, "the load ended before the run could start"
+        cli("run", "--rm", demo, "true", check=True)
+        assert load.poll() is None  # the run came and went while the load was still unpacking
+        out, err = load.communicate(timeout=120)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    assert (load.returncode, out, err) == (0, "Loaded image: big:1\n", "")
+    assert os.listdir(layout.staging) == []
