@@ -1,8 +1,10 @@
 """mount(2) and umount2(2), and the few mount recipes built on them."""
 
 import ctypes
+import errno
 
 from overlaykit.linux.libc import check, libc
+from overlaykit.linux.mountinfo import mounts_under
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -72,3 +74,13 @@ def set_propagation(target: str, mode: str) -> None:
 def tmpfs(target: str, options: str = "", flags: int = 0) -> None:
     """Mount a fresh tmpfs."""
     mount("tmpfs", target, "tmpfs", flags, options or None)
+
+
+def unmount_tree(path: str) -> None:
+    """Detach every mount at or under path, deepest first; nothing mounted is fine."""
+    for entry in mounts_under(path):
+        try:
+            umount(entry.mount_point, MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOENT):
+                raise

@@ -12,7 +12,7 @@ import signal
 import time
 
 from overlaykit.errors import OverlaykitError
-from overlaykit.runtime.rootfs import unmount_tree
+from overlaykit.linux.mount import unmount_tree
 from overlaykit.store import containers, overlay2
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout

@@ -7,14 +7,12 @@ and diff/ can be watched while the container runs, and unmounts it however the b
 What is mounted inside it, in the container's own mount namespace, is runtime/mounttable.py's.
 """
 
-import errno
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from overlaykit.linux.mount import MNT_DETACH, umount
-from overlaykit.linux.mountinfo import mounts_under
+from overlaykit.linux.mount import unmount_tree
 from overlaykit.linux.overlay import mount_overlay
 from overlaykit.store import overlay2
 from overlaykit.store.layout import Layout
@@ -59,12 +57,6 @@ def container_layers(layout: Layout, image_top: str | None) -> Iterator[Containe
         raise
 
 
-def remove_layers(layout: Layout, layers: ContainerLayers) -> None:
-    unmount_tree(overlay2.merged_dir(layout, layers.writable))
-    overlay2.remove(layout, layers.writable)
-    overlay2.remove(layout, layers.init)
-
-
 @dataclass(frozen=True)
 class Rootfs:
     path: str  # merged/ on the host
@@ -86,13 +78,3 @@ def mounted_rootfs(layout: Layout, writable: str) -> Iterator[Rootfs]:
             os.close(fd)
     finally:
         unmount_tree(merged)
-
-
-def unmount_tree(path: str) -> None:
-    """Detach every mount at or under path, deepest first; nothing mounted is fine."""
-    for entry in mounts_under(path):
-        try:
-            umount(entry.mount_point, MNT_DETACH)
-        except OSError as e:
-            if e.errno not in (errno.EINVAL, errno.ENOENT):
-                raise

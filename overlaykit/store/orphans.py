@@ -11,8 +11,8 @@ half-removed one is finished off.
 """
 
 import os
-from contextlib import suppress
 
+from overlaykit.linux.mount import unmount_tree
 from overlaykit.store import containers, overlay2
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -28,7 +28,7 @@ def remove_container(layout: Layout, container_id: str, volumes: bool) -> None:
         containers.begin_removal(layout, container_id)
     config = containers.removal_config(layout, container_id)
     if config is not None:
-        _unmount_tree(overlay2.merged_dir(layout, config["RWLayer"]))
+        unmount_tree(overlay2.merged_dir(layout, config["RWLayer"]))
         _remove_cgroups(container_id)
         for layer in (config.get("RWLayer"), config.get("InitLayer")):
             if layer and overlay2.exists(layout, layer):
@@ -37,14 +37,6 @@ def remove_container(layout: Layout, container_id: str, volumes: bool) -> None:
     if volumes and config is not None:
         from overlaykit.store.volumes import remove_anonymous
         remove_anonymous(layout, config.get("Mounts") or [])
-
-
-def _unmount_tree(path: str) -> None:
-    from overlaykit.linux.mount import MNT_DETACH, umount
-    from overlaykit.linux.mountinfo import mounts_under
-    for entry in mounts_under(path):
-        with suppress(OSError):
-            umount(entry.mount_point, MNT_DETACH)
 
 
 def _remove_cgroups(container_id: str) -> None:
@@ -81,7 +73,7 @@ def settle(layout: Layout) -> list[str]:
         for c in containers.list_containers(layout):
             if not _unsupervised(layout, c):
                 continue
-            _unmount_tree(overlay2.merged_dir(layout, c.config["RWLayer"]))
+            unmount_tree(overlay2.merged_dir(layout, c.config["RWLayer"]))
             if c.config["HostConfig"].get("AutoRemove"):
                 remove_container(layout, c.id, volumes=True)
                 done.append(f"Deleted container: {c.id} (--rm; its supervisor died)")

@@ -50,14 +50,24 @@ def _live_layers(layout: Layout) -> set[str]:
 def _unmount_stale(layout: Layout) -> list[str]:
     """Mounts in layer directories of containers that nobody runs (staging.sweep took those of
     dead processes in the staging area; a live one's export view stays)."""
+    import errno
+
     from overlaykit.linux.mount import MNT_DETACH, umount
     from overlaykit.linux.mountinfo import mounts_under
+    # The mounts first, then who is live: a supervisor takes its lock before it mounts, so a
+    # mount listed here whose container started meanwhile is seen as live, never unmounted.
+    found = mounts_under(layout.overlay2)
     live = _live_layers(layout)
     done = []
-    for entry in mounts_under(layout.overlay2):
+    for entry in found:
         layer = overlay2.owner(layout, entry.mount_point)
         if layer is not None and layer not in live:
-            umount(entry.mount_point, MNT_DETACH)
+            try:
+                umount(entry.mount_point, MNT_DETACH)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.ENOENT):  # its supervisor unmounted it meanwhile
+                    raise
+                continue
             done.append(f"Unmounted: {entry.mount_point}")
     return done
 
