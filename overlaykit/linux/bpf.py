@@ -1,22 +1,19 @@
 """bpf(2), only what a cgroup v2 device filter needs: load a BPF_PROG_TYPE_CGROUP_DEVICE program
 and attach it to a cgroup (BPF_CGROUP_DEVICE), where v1 had devices.allow and devices.deny.
 
-glibc has no wrapper, and the syscall number differs per architecture, so it is called
-through syscall(2) with the number here. A program attached with BPF_PROG_ATTACH stays
+glibc has no wrapper, so it is called through syscall(2). A program attached with BPF_PROG_ATTACH stays
 attached after its fd is closed, until the cgroup is removed.
 """
 
 import ctypes
 import os
-import platform
 
-from overlaykit.linux.libc import libc
+from overlaykit.linux.libc import syscall
 
 BPF_PROG_LOAD = 5
 BPF_PROG_ATTACH = 8
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6
-_SYSCALL = {"x86_64": 321, "aarch64": 280}
 
 # struct bpf_cgroup_dev_ctx (include/uapi/linux/bpf.h): access_type is (access << 16) | type
 DEV_BLOCK, DEV_CHAR = 1, 2
@@ -39,15 +36,8 @@ class _ProgAttach(ctypes.Structure):
 
 
 def _bpf(cmd: int, attr: ctypes.Structure, what: str) -> int:
-    number = _SYSCALL.get(platform.machine())
-    if number is None:
-        raise OSError(38, f"bpf is not known on {platform.machine()}", what)
-    ret = libc.syscall(ctypes.c_long(number), ctypes.c_int(cmd), ctypes.byref(attr),
-                       ctypes.c_uint(ctypes.sizeof(attr)))
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), what)
-    return ret
+    return syscall("bpf", ctypes.c_int(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)),
+                   what=what)
 
 
 def load_device_program(code: bytes, name: str) -> int:

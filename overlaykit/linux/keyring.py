@@ -7,9 +7,9 @@ overlaykit does the same. glibc does not wrap keyctl, hence syscall(2).
 """
 
 import ctypes
-import platform
+import errno
 
-from overlaykit.linux.libc import check, libc
+from overlaykit.linux.libc import syscall
 
 KEYCTL_GET_KEYRING_ID = 0
 KEYCTL_JOIN_SESSION_KEYRING = 1
@@ -18,14 +18,10 @@ KEYCTL_DESCRIBE = 6
 KEY_SPEC_SESSION_KEYRING = -3
 KEY_USR_SEARCH = 0x00080000
 
-_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
-_ENOSYS = 38
 
 
 def keyctl(operation: int, *args, what: str = "keyctl") -> int:
-    if _KEYCTL is None:
-        raise OSError(_ENOSYS, f"keyctl is not known on {platform.machine()}", what)
-    return check(libc.syscall(ctypes.c_long(_KEYCTL), ctypes.c_long(operation), *args), what)
+    return syscall("keyctl", ctypes.c_long(operation), *args, what=what)
 
 
 def join_session_keyring(name: str) -> int | None:
@@ -37,7 +33,7 @@ def join_session_keyring(name: str) -> int | None:
         serial = keyctl(KEYCTL_JOIN_SESSION_KEYRING, ctypes.c_char_p(name.encode()),
                         what=f"join session keyring {name}")
     except OSError as e:
-        if e.errno == _ENOSYS:
+        if e.errno == errno.ENOSYS:
             return None
         raise
     perm = _permissions(serial)

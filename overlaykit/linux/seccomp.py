@@ -1,4 +1,4 @@
-"""A seccomp filter built by libseccomp and loaded into this process, and no_new_privs.
+"""A seccomp filter built by libseccomp and loaded into this process.
 
 libseccomp is reached through pyseccomp (ctypes over Debian's libseccomp2, with the API of
 libseccomp's own Python binding), imported only by build(): it runs ldconfig to find the
@@ -9,9 +9,6 @@ it to libseccomp the way runc does.
 
 from dataclasses import dataclass
 
-from overlaykit.linux.libc import check, libc
-
-PR_SET_NO_NEW_PRIVS = 38
 EPERM = 1
 _UNKNOWN_SYSCALL = -1  # __NR_SCMP_ERROR: a name this libseccomp does not know
 _OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
@@ -41,11 +38,6 @@ class Filter:
     architectures: tuple[str, ...]    # SCMP_ARCH_*, besides the native one
     rules: tuple[Rule, ...]
     flags: tuple[str, ...] = ()       # SECCOMP_FILTER_FLAG_*
-
-
-def set_no_new_privs() -> None:
-    """From here on, execve never grants privileges: setuid bits and file capabilities are ignored."""
-    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 
 def _action(seccomp, name: str, errno: int | None) -> int:

@@ -25,8 +25,9 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.linux.capabilities import limit_to
 from overlaykit.linux.fds import cloexec_from
 from overlaykit.linux.keyring import join_session_keyring
-from overlaykit.linux.prctl import is_dumpable, kill_when_parent_dies, set_dumpable
-from overlaykit.linux.seccomp import load, set_no_new_privs
+from overlaykit.linux.prctl import (is_dumpable, kill_when_parent_dies, set_dumpable,
+                                    set_no_new_privs)
+from overlaykit.linux.seccomp import load
 from overlaykit.linux.trampoline import exec_trampoline, sealed_trampoline
 from overlaykit.runtime.security import Confinement
 from overlaykit.runtime.user import User
