@@ -51,14 +51,23 @@ class BrokenLayer(OverlaykitError):
     """A layer directory whose link or lower is missing or empty (a power cut before it was synced)."""
 
 
+def _link_problem(short: str | None) -> str | None:
+    """What is wrong with a link file's content (None: missing file), or None if it names an l/ link."""
+    if short is None:
+        return "its link file is missing"
+    if not short:
+        return "its link file is empty"
+    if "/" in short:
+        return "its link file is garbled"
+    return None
+
+
 def _short_name(layout: Layout, cache_id: str) -> str:
-    """The layer's l/ name, from its link file; BrokenLayer when that is missing or empty."""
-    try:
-        short = read_text(layout.layer_link_file(cache_id)).strip()
-    except (FileNotFoundError, NotADirectoryError):
-        raise _broken(layout, cache_id, "its link file is missing") from None
-    if not short or "/" in short:
-        raise _broken(layout, cache_id, "its link file is empty" if not short else "its link file is garbled")
+    """The layer's l/ name, from its link file; BrokenLayer when that is missing, empty or garbled."""
+    short = _read_or_none(layout.layer_link_file(cache_id))
+    problem = _link_problem(short)
+    if problem is not None:
+        raise _broken(layout, cache_id, problem)
     return short
 
 
@@ -98,8 +107,9 @@ def problems(layout: Layout, cache_id: str, has_parent: bool | None = None) -> l
     if not os.path.isdir(layout.layer_diff(cache_id)):
         found.append("its diff/ is missing")
     short = _read_or_none(layout.layer_link_file(cache_id))
-    if not short or "/" in short:
-        found.append("its link file is " + ("missing" if short is None else "empty" if not short else "garbled"))
+    problem = _link_problem(short)
+    if problem is not None:
+        found.append(problem)
     elif os.path.realpath(layout.link(short)) != os.path.realpath(layout.layer_diff(cache_id)):
         found.append(f"its short link l/{short} does not lead to its diff/")
     lower = _read_or_none(layout.layer_lower_file(cache_id))
@@ -238,7 +248,7 @@ def exists(layout: Layout, cache_id: str) -> bool:
 def remove(layout: Layout, cache_id: str) -> None:
     """Remove a layer's short link and directory (the caller made sure nothing mounts it)."""
     short = _read_or_none(layout.layer_link_file(cache_id))
-    if short and "/" not in short:
+    if _link_problem(short) is None:
         names = [short]
     else:  # a broken layer's link file names nothing: find its l/ link by where it leads
         target = os.path.join("..", cache_id, "diff")
@@ -279,7 +289,7 @@ def repair_links(layout: Layout) -> list[str]:
             done.append(f"Deleted link: l/{short}")
     for name in cache_ids(layout):
         short = _read_or_none(layout.layer_link_file(name))
-        if not short or "/" in short:  # a broken layer: check --repair drops it
+        if _link_problem(short) is not None:  # a broken layer: check --repair drops it
             continue
         if not os.path.lexists(layout.link(short)):
             os.symlink(os.path.join("..", name, "diff"), layout.link(short))
