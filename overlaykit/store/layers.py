@@ -56,10 +56,15 @@ def usable(layout: Layout, chain_id: str) -> bool:
     return layer_exists(layout, chain_id) and not layer_problems(layout, chain_id)
 
 
-def _drop_if_broken(layout: Layout, chain_id: str) -> None:
-    """Remove a registered layer whose directory is not sound, so it can be made again."""
-    if layer_exists(layout, chain_id) and layer_problems(layout, chain_id):
-        remove_layer(layout, chain_id)
+def _keep_if_sound(layout: Layout, chain_id: str) -> bool:
+    """Whether chain_id is stored and sound, to be used as it is; a registered layer whose
+    directory is not sound is removed, so it can be made again. Under the store lock."""
+    if not layer_exists(layout, chain_id):
+        return False
+    if not layer_problems(layout, chain_id):
+        return True
+    remove_layer(layout, chain_id)
+    return False
 
 
 def cache_id(layout: Layout, chain_id: str) -> str:
@@ -103,10 +108,9 @@ def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
     if expected_diff_id is not None:
         known = chain_id(parent_chain_id, expected_diff_id)
         with store_lock(layout):
-            if usable(layout, known):
+            if _keep_if_sound(layout, known):
                 pin(layout, known)
                 return known
-            _drop_if_broken(layout, known)
     # the parent is the caller's (pinned): unpacking needs no lock, only the publish below
     parent_cache = cache_id(layout, parent_chain_id) if parent_chain_id else None
     with _scratch_file(layout, "tar-split-") as (record, record_path):
@@ -127,10 +131,9 @@ def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
             syncfs(layout.root)  # its files durable before anything points at them (outside the lock: slow)
             crashpoint.reached("layer-synced")
             with store_lock(layout):
-                if usable(layout, new):  # another load stored it meanwhile: keep that one
+                if _keep_if_sound(layout, new):  # another load stored it meanwhile: keep that one
                     overlay2.discard(layer)
                 else:
-                    _drop_if_broken(layout, new)
                     overlay2.commit(layout, layer)
                     _publish(layout, new, diff_id, layer.cache_id, parent_chain_id, stats.bytes,
                              record_path if recorded else None, what)
@@ -168,11 +171,10 @@ def adopt_layer(layout: Layout, parent_chain_id: str | None, unpacked_diff: str,
     syncfs(layout.root)  # its files durable before anything points at them (outside the lock: slow)
     with store_lock(layout):
         pin(layout, new)
-        if usable(layout, new):
+        if _keep_if_sound(layout, new):
             with suppress(OSError):
                 remove_tree(unpacked_diff)
             return new
-        _drop_if_broken(layout, new)
         parent_cache = cache_id(layout, parent_chain_id) if parent_chain_id else None
         with overlay2.staged(layout, parent_cache) as layer:
             os.rmdir(layer.diff)
