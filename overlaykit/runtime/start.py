@@ -38,7 +38,7 @@ def start_attached(layout: Layout, container: Container, stdin: bool, command: s
     supervisor lock is held throughout (containers.supervising), so prune leaves the
     starting container alone and the next command knows when this process died.
     """
-    settle(layout)  # a container of this store whose supervisor died: its exit, its --rm
+    settle(layout, container.id)  # its last supervisor died: record that exit, or its --rm
     if not containers.exists(layout, container.id):
         raise OverlaykitError(f"No such container: {container.id}")
     with containers.supervising(layout, container.id):

@@ -221,6 +221,12 @@ def supervising(layout: Layout, container_id: str) -> Iterator[None]:
         os.close(fd)
 
 
+def is_live(layout: Layout, container: Container) -> bool:
+    """Its PID 1 is alive, or its supervisor holds its lock (mounting, starting, recording the exit):
+    what prune and the settling of dead supervisors leave alone."""
+    return is_running(container.state) or is_supervised(layout, container.id)
+
+
 def is_supervised(layout: Layout, container_id: str) -> bool:
     """Whether a live process holds the container's supervisor lock."""
     try:

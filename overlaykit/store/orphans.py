@@ -4,7 +4,8 @@ Removal is ordered so that a crash at any point leaves nothing that looks health
 is renamed away first (the container leaves every listing at once), then the overlay is
 unmounted, the cgroup, the two layers and the anonymous volumes go, and the directory last.
 
-`settle`, run by ps, rm, start and prune, finds what dead processes left: a container recorded
+`settle`, run by ps, rm and prune (and by start for the one container it starts), finds what
+dead processes left: a container recorded
 running whose supervisor is gone (killed with -9, a closed terminal; the container died with
 it, PR_SET_PDEATHSIG) is recorded as exited with 137, killed, and removed if it was --rm; a
 half-removed one is finished off.
@@ -47,32 +48,33 @@ def _remove_cgroups(container_id: str) -> None:
             cgroups.remove(path)
 
 
-def _unsupervised(layout: Layout, container: containers.Container) -> bool:
-    """Recorded running, its supervisor gone and its PID 1 with it."""
-    return bool(container.state.get("Running")) and not containers.is_supervised(layout, container.id) \
-        and not containers.is_running(container.state)
+def _half_removed(layout: Layout, ids: list[str]) -> list[str]:
+    """Container directories without config.json: a removal that did not end."""
+    return [cid for cid in ids
+            if os.path.isdir(layout.container_dir(cid)) and not containers.exists(layout, cid)]
 
 
-def _needs_settling(layout: Layout) -> bool:
-    """A cheap look first, so ps and start take the store lock only when there is work."""
-    return any(not containers.exists(layout, cid) for cid in containers.record_ids(layout)) or \
-        any(_unsupervised(layout, c) for c in containers.list_containers(layout))
+def _unsupervised(layout: Layout, ids: list[str]) -> list[containers.Container]:
+    """Containers recorded running whose supervisor is gone, and their PID 1 with it."""
+    found = [containers.load(layout, cid) for cid in ids if containers.exists(layout, cid)]
+    found.sort(key=lambda c: c.config.get("Created", ""), reverse=True)  # as list_containers
+    return [c for c in found if c.state.get("Running") and not containers.is_live(layout, c)]
 
 
-def settle(layout: Layout) -> list[str]:
+def settle(layout: Layout, container_id: str | None = None) -> list[str]:
     """Record the exit of containers whose supervisor died (removing --rm ones) and finish off
-    half-removed containers; one line per thing done."""
-    if not _needs_settling(layout):
+    half-removed containers, of the store or only container_id's; one line per thing done.
+
+    A cheap look first, so ps and start take the store lock only when there is work."""
+    ids = containers.record_ids(layout) if container_id is None else [container_id]
+    if not (_half_removed(layout, ids) or _unsupervised(layout, ids)):
         return []
     done = []
     with store_lock(layout):
-        for cid in containers.record_ids(layout):
-            if not containers.exists(layout, cid):
-                remove_container(layout, cid, volumes=True)
-                done.append(f"Deleted half-removed container: {cid}")
-        for c in containers.list_containers(layout):
-            if not _unsupervised(layout, c):
-                continue
+        for cid in _half_removed(layout, ids):
+            remove_container(layout, cid, volumes=True)
+            done.append(f"Deleted half-removed container: {cid}")
+        for c in _unsupervised(layout, ids):
             unmount_tree(overlay2.merged_dir(layout, c.config["RWLayer"]))
             if c.config["HostConfig"].get("AutoRemove"):
                 remove_container(layout, c.id, volumes=True)

@@ -43,8 +43,7 @@ def _live_layers(layout: Layout) -> set[str]:
     """Cache IDs of the writable layers of containers whose PID 1 is alive, or whose supervisor
     holds their lock (mounting, starting, or recording the exit)."""
     return {c.config["RWLayer"] for c in containers.list_containers(layout)
-            if c.config.get("RWLayer") and (containers.is_running(c.state)
-                                            or containers.is_supervised(layout, c.id))}
+            if c.config.get("RWLayer") and containers.is_live(layout, c)}
 
 
 def _unmount_stale(layout: Layout) -> list[str]:
@@ -121,7 +120,7 @@ def _remove_stray_cgroups(layout: Layout) -> list[str]:
     found = cgroups.hierarchies(cgroups.ROOT)
     done = []
     for c in containers.list_containers(layout):
-        if containers.is_running(c.state) or containers.is_supervised(layout, c.id):
+        if containers.is_live(layout, c):
             continue  # running, or starting: its supervisor made the cgroup and is about to join it
         for path in cgroups.container_dirs(found, c.id):
             if os.path.isdir(path) and not cgroups.pids(path) and cgroups.remove(path):
