@@ -13,6 +13,7 @@ its image names them), and the mounts of containers whose supervisor holds their
 (starting or running: containers.supervising).
 """
 
+import errno
 import os
 
 from overlaykit.linux.tree import remove_tree
@@ -49,8 +50,6 @@ def _live_layers(layout: Layout) -> set[str]:
 def _unmount_stale(layout: Layout) -> list[str]:
     """Mounts in layer directories of containers that nobody runs (staging.sweep took those of
     dead processes in the staging area; a live one's export view stays)."""
-    import errno
-
     from overlaykit.linux.mount import MNT_DETACH, umount
     from overlaykit.linux.mountinfo import mounts_under
     # The mounts first, then who is live: a supervisor takes its lock before it mounts, so a

@@ -93,15 +93,12 @@ def sweep(layout: Layout) -> list[str]:
     dead = [name for name in list_names(layout.staging) if not is_live_owner(name)]
     if not dead:
         return []
-    from overlaykit.linux.mount import MNT_DETACH, umount
-    from overlaykit.linux.mountinfo import mounts_under
-    paths = [os.path.join(layout.staging, name) for name in dead]
-    for entry in mounts_under(layout.staging):
-        if any(entry.mount_point == p or entry.mount_point.startswith(p + "/") for p in paths):
-            with suppress(OSError):
-                umount(entry.mount_point, MNT_DETACH)
+    from overlaykit.linux.mount import unmount_tree
     done = []
-    for name, path in zip(dead, paths):
+    for name in dead:
+        path = os.path.join(layout.staging, name)
+        with suppress(OSError):
+            unmount_tree(path)
         try:
             remove_tree(path)
         except OSError:  # still busy (a mount that would not go): prune says so later
