@@ -62,6 +62,16 @@ def test_user_mounts_stay_nodev_unless_privileged():
     assert not _at(privileged, "/sys")[0].flags & MS_RDONLY
 
 
+def test_a_device_is_an_entry_of_the_table_bound_without_nodev():
+    from overlaykit.runtime.devices import Device
+    fuse = Device("/dev/fuse", "/dev/fuse", "c", 10, 229, 0o666, 0, 0, "rwm")
+    table = plan(ETC, [], devices=[fuse])
+    (entry,) = _at(table, "/dev/fuse")
+    assert (entry.kind, entry.source, entry.nodev) == ("bind", "/dev/fuse", False)
+    order = [m.destination for m in table]
+    assert order.index("/dev") < order.index("/dev/fuse") < order.index(READONLY_PATHS[0])
+
+
 @pytest.mark.parametrize("option, message", [
     ("/srv:/proc", "-v /srv:/proc: /proc cannot be mounted because it is not of type proc"),
     ("/srv:/proc/sys/kernel", "-v /srv:/proc/sys/kernel: /proc/sys/kernel cannot be mounted because it is inside /proc"),

@@ -14,7 +14,6 @@ from overlaykit.linux.namespaces import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS
                                          sethostname, unshare)
 from overlaykit.linux.pivot import pivot_into
 from overlaykit.runtime.cgroups import enter as enter_cgroup
-from overlaykit.runtime.dev import add_devices
 from overlaykit.runtime.mounts import make_dirs
 from overlaykit.runtime.mounttable import apply_mounts, make_root_readonly, prepare_root
 from overlaykit.runtime.network import bring_up_loopback
@@ -47,7 +46,6 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
     enter_namespaces(spec.network)
     root = prepare_root(spec.mounts, spec.rootfs, spec.privileged)
     apply_mounts(root, spec.mounts)
-    add_devices(root, spec.devices)
     make_workdir(root, spec.workdir)
     os.close(root)
     sethostname(spec.hostname)

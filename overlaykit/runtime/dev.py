@@ -1,21 +1,20 @@
 """The container's /dev: a tmpfs with the usual nodes and links (the mount table mounts pts, shm, mqueue on it).
 
 Docker (runc) makes the nodes with mknod and lets its device cgroup refuse every other
-device; we have no device cgroup, so the tmpfs is nodev and each node is the host's own
-(/dev/null, ...) bind-mounted over an empty file, as runc does where it cannot mknod: a
-node the container makes itself (Docker's capabilities include MKNOD) cannot be opened.
+device; overlaykit has that cgroup too (runtime/cgroups.py) and, stricter, keeps the tmpfs
+nodev: each node is the host's own (/dev/null, ...) bind-mounted over an empty file, as runc
+does where it cannot mknod, so a node the container makes itself (Docker's capabilities
+include MKNOD) cannot be opened whatever the cgroup allows.
 /dev/ptmx points into the container's own devpts instance, so a pty opened inside is
 /dev/pts/0, and /dev/console is a placeholder a tty is bound over.
 """
 
 import os
 import stat
-from typing import Sequence
 
 from overlaykit.linux.mount import bind, tmpfs
 from overlaykit.linux.openat2 import open_in_root
 from overlaykit.runtime.mounts import target_in_root
-from overlaykit.runtime.devices import Device
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
@@ -78,14 +77,3 @@ def _mknod_like(entry: os.DirEntry, dir_fd: int) -> None:
     os.mknod(entry.name, st.st_mode, st.st_rdev, dir_fd=dir_fd)
     os.chown(entry.name, st.st_uid, st.st_gid, dir_fd=dir_fd, follow_symlinks=False)
     os.chmod(entry.name, stat.S_IMODE(st.st_mode), dir_fd=dir_fd, follow_symlinks=False)
-
-
-# --- --device: the node in the container (runtime/cgroups.py lets the device cgroup allow it) ---
-
-def add_devices(root_fd: int, devices: Sequence[Device]) -> None:
-    """Each --device: the host's node bound over an empty file at its path in the container,
-    as the default nodes are (so it opens on a nodev /dev); the device cgroup allows exactly
-    its type, major:minor and permissions."""
-    for device in devices:
-        with target_in_root(root_fd, device.container_path, directory=False) as target:
-            bind(device.host_path, target, recursive=False)

@@ -2,7 +2,7 @@
 
 `plan` is runc's config.Mounts and moby's withMounts in one function: Docker's defaults
 (/proc, /dev with its nodes, /dev/pts, /dev/shm, /dev/mqueue, /sys, the /etc files), then the
-user's binds, volumes and tmpfs mounts, where a user entry at a default's destination replaces
+user's binds, volumes, tmpfs mounts and --device nodes, where a user entry at a default's destination replaces
 the default (the user's mount wins, as in Docker); parents are mounted before children. Docker's
 read-only paths and masked paths come last, laid over whatever is mounted there by then, as
 runc does. `apply`, in the container's mount namespace before pivot_root, makes each entry on
@@ -19,6 +19,7 @@ from overlaykit.linux.mount import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_
                                     MS_REMOUNT, MS_STRICTATIME, bind, mount, remount_bind,
                                     set_propagation)
 from overlaykit.runtime.dev import make_dev
+from overlaykit.runtime.devices import Device
 from overlaykit.runtime.mounts import ResolvedMount, mount_bind, target_in_root
 from overlaykit.runtime.mountspec import tmpfs_arguments
 
@@ -76,9 +77,9 @@ def defaults(etc_files: Sequence[tuple[str, str]], privileged: bool = False) -> 
 def user_entries(mounts: Sequence[ResolvedMount], privileged: bool = False) -> list[Mount]:
     """The user's binds, volumes and tmpfs mounts as table entries.
 
-    Without a device cgroup of our own doing Docker's job, nothing the user mounts may open a
-    device unless --privileged: binds and volumes are nodev, and so is a tmpfs whatever its
-    options say (`--tmpfs /x:dev` would otherwise reach the host's disks through mknod).
+    Stricter than Docker, whose device cgroup alone guards them: nothing the user mounts may
+    open a device unless --privileged. Binds and volumes are nodev, and so is a tmpfs whatever
+    its options say (`--tmpfs /x:dev` could otherwise reach a device the cgroup allows).
     """
     entries = []
     for m in mounts:
@@ -94,11 +95,18 @@ def user_entries(mounts: Sequence[ResolvedMount], privileged: bool = False) -> l
     return entries
 
 
+def device_entries(devices: Sequence[Device]) -> list[Mount]:
+    """Each --device: the host's node bound over an empty file at its path in the container, as
+    the default nodes are, so it opens on a nodev /dev (the device cgroup allows exactly it)."""
+    return [Mount("bind", d.container_path, d.host_path, propagation="rprivate", nodev=False)
+            for d in devices]
+
+
 def plan(etc_files: Sequence[tuple[str, str]], mounts: Sequence[ResolvedMount],
-         privileged: bool = False) -> tuple[Mount, ...]:
+         privileged: bool = False, devices: Sequence[Device] = ()) -> tuple[Mount, ...]:
     """The whole table: defaults, the user's entries replacing a default at the same
     destination, parents before children, then the read-only and masked paths."""
-    users = user_entries(mounts, privileged)
+    users = user_entries(mounts, privileged) + device_entries(devices)
     taken = {m.destination for m in users}
     table = [m for m in defaults(etc_files, privileged) if m.destination not in taken] + users
     table.sort(key=lambda m: _depth(m.destination))  # stable: defaults first at one depth

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.runtime.cgroups import Cgroup, Resources, cgroup_of, resources_of
-from overlaykit.runtime.devices import Device, resolve as resolve_device
+from overlaykit.runtime.devices import resolve as resolve_device
 from overlaykit.runtime.mounts import resolve
 from overlaykit.runtime.mounttable import Mount, plan
 from overlaykit.runtime.mountspec import specs_from_record
@@ -81,7 +81,6 @@ class ContainerSpec:
     privileged: bool = False      # --privileged: no masked paths, /sys rw, the host's devices
     cgroup: Cgroup | None = None  # where PID 1 goes first (None: no cgroupfs mounted)
     resources: Resources = Resources()  # its limits and device rules
-    devices: tuple[Device, ...] = ()    # --device: nodes the child makes in the container
 
 
 def merge_env(base: list[str], overrides: list[str]) -> list[str]:
@@ -227,10 +226,9 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
         rootfs=overlay2.merged_dir(layout, container.config["RWLayer"]),
         mounts=plan([(layout.container_file(container.id, name), target)
                      for name, target in ETC_FILES],
-                    resolve(layout, specs_from_record(container.config)), privileged),
+                    resolve(layout, specs_from_record(container.config)), privileged, devices),
         security=security_of(host),
         privileged=privileged,
         cgroup=cgroup_of(container.id),
         resources=resources_of(host, tuple(d.rule for d in devices)),
-        devices=devices,
     )
