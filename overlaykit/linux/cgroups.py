@@ -14,9 +14,8 @@ import time
 from dataclasses import dataclass
 
 from overlaykit.linux.mountinfo import mounts
-from overlaykit.linux.namespaces import unshare
+from overlaykit.linux.namespaces import CLONE_NEWCGROUP, unshare
 
-CLONE_NEWCGROUP = 0x02000000
 ROOT = "/sys/fs/cgroup"
 PARENT = "overlaykit"  # a container's cgroup is overlaykit/<id>, as Docker's cgroupfs driver makes docker/<id>
 
@@ -145,3 +144,15 @@ def remove(path: str, timeout: float = 2.0) -> bool:
                     return False
                 time.sleep(0.02)
     return True
+
+
+def kill_and_remove(paths: tuple[str, ...]) -> list[str]:
+    """Kill what is left in each cgroup that exists and remove it; the ones removed (one still
+    busy a moment later stays, for rm or prune to retry)."""
+    removed = []
+    for path in paths:
+        if os.path.isdir(path):
+            kill_all(path)
+            if remove(path):
+                removed.append(path)
+    return removed

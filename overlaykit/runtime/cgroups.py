@@ -229,16 +229,7 @@ def oom_killed(cgroup: Cgroup | None) -> bool:
 def remove(cgroup: Cgroup | None) -> list[str]:
     """Kill what is left in the cgroup (the container's, by construction) and remove it; the
     directories removed. One still busy a moment later stays, for rm or prune to retry."""
-    if cgroup is None:
-        return []
-    removed = []
-    for path in cgroup.paths:
-        if not os.path.isdir(path):
-            continue
-        cgroups.kill_all(path)
-        if cgroups.remove(path):
-            removed.append(path)
-    return removed
+    return [] if cgroup is None else cgroups.kill_and_remove(cgroup.paths)
 
 
 @contextmanager

@@ -42,10 +42,7 @@ def remove_container(layout: Layout, container_id: str, volumes: bool) -> None:
 
 def _remove_cgroups(container_id: str) -> None:
     from overlaykit.linux import cgroups
-    for path in cgroups.container_dirs(cgroups.hierarchies(cgroups.ROOT), container_id):
-        if os.path.isdir(path):
-            cgroups.kill_all(path)
-            cgroups.remove(path)
+    cgroups.kill_and_remove(cgroups.container_dirs(cgroups.hierarchies(cgroups.ROOT), container_id))
 
 
 def _half_removed(layout: Layout, ids: list[str]) -> list[str]:
