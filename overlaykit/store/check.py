@@ -24,7 +24,7 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.image.config import diff_ids, parse_config
 from overlaykit.image.digest import sha256_bytes, short
 from overlaykit.linux.tree import remove_tree
-from overlaykit.store import containers, layers, overlay2, volumes
+from overlaykit.store import containers, images, layers, overlay2, volumes
 from overlaykit.store.files import list_names, read_json, read_text, write_json
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -78,7 +78,7 @@ class _Store:
             if layers.layer_exists(layout, chain):
                 cache[chain] = layers.cache_id(layout, chain)
                 parents[chain] = layers.parent(layout, chain)
-        images, bad = {}, {}
+        stored, bad = {}, {}
         for name in list_names(layout.imagedb):
             image_id = "sha256:" + name
             try:
@@ -86,10 +86,10 @@ class _Store:
                     data = f.read()
                 if sha256_bytes(data) != image_id:
                     raise OverlaykitError("its config does not hash to its ID")
-                images[image_id] = layers.chain_ids(diff_ids(parse_config(data, "config"), "config"))
+                stored[image_id] = layers.chain_ids(diff_ids(parse_config(data, "config"), "config"))
             except (OverlaykitError, OSError, ValueError) as e:
-                images[image_id], bad[image_id] = [], str(e)
-        return cls(layout, cache, parents, images, bad)
+                stored[image_id], bad[image_id] = [], str(e)
+        return cls(layout, cache, parents, stored, bad)
 
     # -- layers --------------------------------------------------------------------------
 
@@ -203,7 +203,7 @@ class _Store:
                 found.append(Finding(f"image {image_id}: layer {missing[0]} is not in the store",
                                      self._drop_image(image_id)))
         try:
-            tags = _tags(self.layout)
+            tags = images.read_tags(self.layout)
         except ValueError:
             return found + [Finding("repositories.json is not valid JSON (every tag is lost)",
                                     _fix_repositories(self.layout))]
@@ -220,7 +220,7 @@ class _Store:
                 if c.config.get("Image") == image_id and not containers.is_running(c.state):
                     _remove_container(self.layout, c.id, c.config)
             try:
-                refs = [ref for ref, i in _tags(self.layout).items() if i == image_id]
+                refs = [ref for ref, i in images.read_tags(self.layout).items() if i == image_id]
             except ValueError:
                 refs = []
             self._untag(refs)()
@@ -230,8 +230,7 @@ class _Store:
 
     def _untag(self, refs: list[str]) -> Callable[[], str | None]:
         def fix() -> str | None:
-            from overlaykit.store.images import untag
-            gone = untag(self.layout, refs)
+            gone = images.untag(self.layout, refs)
             return f"Untagged: {', '.join(gone)}" if gone else None
         return fix
 
@@ -315,11 +314,6 @@ class _Store:
             if not isinstance(meta, dict) or "Labels" not in meta:
                 found.append(Finding(f"volume {name}: opts.json is missing or garbled", _fix_volume_meta(self.layout, name)))
         return found
-
-
-def _tags(layout: Layout) -> dict[str, str]:
-    repos = read_json(layout.repositories, {}) or {}
-    return {ref: image_id for refs in (repos.get("Repositories") or {}).values() for ref, image_id in refs.items()}
 
 
 def _records(layout: Layout) -> dict[str, dict | str]:

@@ -28,7 +28,7 @@ class StoredImage:
     tags: tuple[str, ...]        # "name:tag" references pointing at it
 
 
-def _read_tags(layout: Layout) -> dict[str, str]:
+def read_tags(layout: Layout) -> dict[str, str]:
     """Every "name:tag" -> image ID."""
     repos = read_json(layout.repositories, {}) or {}
     return {ref: image_id for refs in (repos.get("Repositories") or {}).values()
@@ -57,7 +57,7 @@ def _load(layout: Layout, image_id: str, tags: dict[str, str]) -> StoredImage:
 
 def list_images(layout: Layout) -> list[StoredImage]:
     """Every stored image, newest first (as `docker images` orders them)."""
-    tags = _read_tags(layout)
+    tags = read_tags(layout)
     found = [_load(layout, image_id, tags) for image_id in _image_ids(layout)]
     return sorted(found, key=lambda i: (str(i.config.get("created") or ""), i.id), reverse=True)
 
@@ -72,7 +72,7 @@ def resolve(layout: Layout, ref: str) -> StoredImage:
 
 def find(layout: Layout, ref: str) -> StoredImage | None:
     """resolve(), but None when nothing matches (an ambiguous prefix still raises)."""
-    tags = _read_tags(layout)
+    tags = read_tags(layout)
     ids = _image_ids(layout)
     if not ref.startswith("sha256:"):
         try:
@@ -108,24 +108,24 @@ def add_image(layout: Layout, config_bytes: bytes, tags: Iterable[str] = ()) -> 
         crashpoint.reached("image-written")
         refs = [normalize(t, "tag") for t in tags]
         if refs:
-            current = _read_tags(layout)
+            current = read_tags(layout)
             current.update({ref: image_id for ref in refs})
             _write_tags(layout, current)
-        return _load(layout, image_id, _read_tags(layout))
+        return _load(layout, image_id, read_tags(layout))
 
 
 def tag(layout: Layout, image_id: str, ref: str) -> None:
     """Point ref ("name[:tag]") at an image."""
     target = resolve(layout, image_id).id
     with store_lock(layout):
-        current = _read_tags(layout)
+        current = read_tags(layout)
         current[normalize(ref, "tag")] = target
         _write_tags(layout, current)
 
 
 def untag(layout: Layout, refs: Iterable[str]) -> list[str]:
     """Drop these tags (those that exist); returns the ones dropped. Under the store lock."""
-    current = _read_tags(layout)
+    current = read_tags(layout)
     gone = [ref for ref in refs if current.pop(ref, None) is not None]
     if gone:
         _write_tags(layout, current)
@@ -150,7 +150,7 @@ def remove_image(layout: Layout, ref: str, force: bool = False) -> list[str]:
     """
     with store_lock(layout):
         image = resolve(layout, ref)
-        tags = _read_tags(layout)
+        tags = read_tags(layout)
         by_name = ref not in (image.id, image.id[len("sha256:"):]) and not _is_id_prefix(ref, image.id)
         done = []
         if by_name:
