@@ -7,13 +7,13 @@ Marking, not closing: the report channel and the trampoline must stay open until
 """
 
 import ctypes
+import errno
 import fcntl
 import os
 
 from overlaykit.linux.libc import check, libc
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
-_EPERM, _ENOSYS, _EINVAL = 1, 38, 22
 
 try:
     _close_range = libc.close_range  # glibc 2.34+
@@ -31,7 +31,7 @@ def cloexec_from(lowest: int = 3) -> None:
         except OSError as e:
             # ENOSYS, EINVAL: a kernel without close_range or its flag; EPERM: a seccomp
             # profile older than close_range
-            if e.errno not in (_ENOSYS, _EINVAL, _EPERM):
+            if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
                 raise
     _cloexec_listed(lowest)
 
@@ -44,5 +44,5 @@ def _cloexec_listed(lowest: int) -> None:
             try:
                 fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.fcntl(fd, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
             except OSError as e:
-                if e.errno != 9:  # EBADF: the listing's own fd, closed meanwhile
+                if e.errno != errno.EBADF:  # the listing's own fd, closed meanwhile
                     raise

@@ -18,6 +18,7 @@ exec'ing /proc/<pid>/exe) it writes ALONE_MESSAGE to stderr and exits 126, so ev
 through /proc/self/exe ends at the second hop.
 """
 
+import errno
 import fcntl
 import os
 import platform
@@ -145,12 +146,12 @@ def sealed_trampoline() -> int:
     """A close-on-exec memfd holding this machine's trampoline, sealed against every change."""
     machine = platform.machine()
     if machine not in _MACHINES:
-        raise OSError(38, f"no exec trampoline for {machine}", "memfd_create")
+        raise OSError(errno.ENOSYS, f"no exec trampoline for {machine}", "memfd_create")
     flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
         fd = os.memfd_create("overlaykit-exec", flags | _MFD_EXEC)
     except OSError as e:
-        if e.errno != 22:  # EINVAL: before 6.3, MFD_EXEC is unknown (and every memfd executable)
+        if e.errno != errno.EINVAL:  # before 6.3, MFD_EXEC is unknown (and every memfd executable)
             raise
         fd = os.memfd_create("overlaykit-exec", flags)
     try:
