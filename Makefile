@@ -56,7 +56,7 @@ vm-test: vm-deps
 vm-smoke: vm-deps
 	scripts/vm/run.sh --timeout 1200 'make demo $(VM_VENV) && python -m pytest -q $(VM_SMOKE_TESTS)'
 	@mkdir -p build
-	$(BIN)/python -m pytest -q -m vm -o addopts='' --basetemp=build/pytest-vm tests/test_vm.py tests/test_vm_image.py
+	OVERLAYKIT_TESTS_HOST_NETWORK=1 $(BIN)/python -m pytest -q -m vm -o addopts='' --basetemp=build/pytest-vm tests/test_vm.py tests/test_vm_image.py
 
 # What CI checks of vagrant/Vagrantfile (Debian's vagrant package; no provider needed).
 vagrant-validate:

@@ -14,6 +14,22 @@ from overlaykit.linux.mountinfo import mounts_under
 from overlaykit.store.layout import Layout
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put the whole test session in a network namespace of its own, with only lo up.
+
+    Whatever a test or overlaykit makes (a bridge, a veth, an address, a rule) and whatever
+    traffic it sends then stays in that namespace and is gone with the session; the machine's
+    own network is never touched. The one exception is building the VM image, which needs
+    Debian's mirrors: `make vm-smoke` sets OVERLAYKIT_TESTS_HOST_NETWORK=1 for its vm tests.
+    """
+    if os.environ.get("OVERLAYKIT_TESTS_HOST_NETWORK") == "1":
+        return
+    from overlaykit.linux.namespaces import CLONE_NEWNET, unshare
+    from overlaykit.linux.netdev import set_up
+    unshare(CLONE_NEWNET)
+    set_up("lo")
 ARCHIVES = ["demo-docker.tar", "demo-docker25.tar", "demo-oci.tar", "demo-oci-zstd.tar"]
 
 

@@ -180,9 +180,11 @@ def test_network_none_has_only_lo_and_it_is_up(cli, demo):
     assert ",UP," in lines[1] or ",UP>" in lines[1]
 
 
-def test_network_host_sees_the_hosts_links(cli, demo):
-    out = cli("run", "--network", "host", demo, "ls", "/sys/class/net", check=True).stdout
-    assert sorted(out.split()) == sorted(os.listdir("/sys/class/net"))
+def test_network_host_is_the_callers_network_namespace(cli, demo):
+    out = cli("run", "--network", "host", demo, "readlink", "/proc/self/ns/net", check=True).stdout
+    assert out.strip() == os.readlink("/proc/self/ns/net")
+    out = cli("run", demo, "readlink", "/proc/self/ns/net", check=True).stdout
+    assert out.strip() != os.readlink("/proc/self/ns/net")
 
 
 def test_dev_proc_and_sys_are_the_containers(cli, demo):
