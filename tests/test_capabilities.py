@@ -93,6 +93,6 @@ def test_inspect_shows_them_as_docker_records_them(cli, demo):
 ])
 def test_unknown_capability_is_one_line_and_makes_nothing(cli, demo, option, name, message):
     proc = cli("run", option, name, demo, "true")
-    assert proc.returncode == 1
+    assert proc.returncode == 125
     assert proc.stderr == f"overlaykit: run: {option}: {message}\n"
     assert json.loads(cli("ps", "-a", "--json").stdout) == []

@@ -104,7 +104,7 @@ def test_host_config_records_the_limits_as_docker_does(cli, demo):
 ])
 def test_bad_resource_options_are_one_line(cli, demo, layout, args, line):
     proc = cli("create", *args, demo, "true")
-    assert (proc.returncode, proc.stderr.strip()) == (1, line)
+    assert (proc.returncode, proc.stderr.strip()) == (125, line)
     assert not os.path.isdir(layout.containers) or not os.listdir(layout.containers)
 
 
@@ -302,7 +302,7 @@ def test_on_cgroup2_the_cgroup_is_made_joined_and_removed(demo, layout, v2_lefto
 
 def test_on_cgroup2_a_limit_whose_controller_is_absent_is_one_line(demo, layout):
     proc = _on_cgroup2("$OK run --rm --pids-limit 20 demo:1 true", layout.root)
-    assert proc.returncode == 1
+    assert proc.returncode == 125
     assert proc.stderr.strip() == ("overlaykit: run: --pids-limit: the cgroup controller for it "
                                    "is not available on this host (no pids.max)")
 

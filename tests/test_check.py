@@ -24,7 +24,7 @@ def test_check_says_ok_on_a_sound_store(cli, demo):
 def test_broken_layers_give_one_line_in_run_rmi_and_prune(cli, demo, layout):
     _break_every_layer(layout)
     run = cli("run", "--rm", demo, "true")
-    assert run.returncode == 1
+    assert run.returncode == 125
     assert run.stderr.startswith("overlaykit: run: layer sha256:")
     assert "is broken: its link file is empty; run `overlaykit check --repair`" in run.stderr
     assert len(run.stderr.splitlines()) == 1

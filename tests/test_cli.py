@@ -9,4 +9,4 @@ def test_debug_shows_the_traceback(cli):
 
 def test_debug_in_the_containers_command_is_not_overlaykits(cli):
     proc = cli("run", "nosuch:1", "sh", "--debug")
-    assert (proc.returncode, proc.stderr) == (1, "overlaykit: run: No such image: nosuch:1\n")
+    assert (proc.returncode, proc.stderr) == (125, "overlaykit: run: No such image: nosuch:1\n")

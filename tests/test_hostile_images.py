@@ -99,7 +99,7 @@ def test_passwd_symlinked_to_a_host_file_is_read_inside_the_root(cli, hostile, c
     image = hostile(tb.symlink("etc/passwd", link), tb.symlink("etc/group", link))
     out = cli("run", "--rm", "-u", "hostonly", image, "true")
     assert (out.returncode, out.stderr) == (
-        1, "overlaykit: run: unable to find user hostonly: no matching entries in passwd file\n")
+        125, "overlaykit: run: unable to find user hostonly: no matching entries in passwd file\n")
     out = cli("run", "--rm", "-u", "1000:hostonly", image, "true")
     assert out.stderr == ("overlaykit: run: unable to find group hostonly: "
                           "no matching entries in group file\n")
@@ -116,7 +116,7 @@ def test_passwd_that_is_no_regular_file_counts_as_missing_and_never_hangs(cli, h
     image = hostile(make("etc/passwd"), make("etc/group"))
     out = cli("run", "--rm", "-u", "app", image, "true", timeout=30)
     assert (out.returncode, out.stderr) == (
-        1, "overlaykit: run: unable to find user app: no matching entries in passwd file\n")
+        125, "overlaykit: run: unable to find user app: no matching entries in passwd file\n")
     uid = "echo $HOME $(grep ^Uid /proc/self/status | cut -f2)"  # id would read the fifo itself
     out = cli("run", "--rm", image, "sh", "-c", uid, timeout=30)
     assert out.stdout == "/ 0\n"
@@ -165,7 +165,7 @@ def test_relative_image_workdir_is_refused_in_one_line(cli, hostile, tmp_path):
     image = hostile(WorkingDir="../../etc")
     out = cli("run", "--rm", image, "pwd")
     assert (out.returncode, out.stderr) == (
-        1, "overlaykit: run: image WorkingDir ../../etc: the working directory must be an "
+        125, "overlaykit: run: image WorkingDir ../../etc: the working directory must be an "
            "absolute path\n")
     assert json.loads(cli("ps", "-a", "--json", check=True).stdout) == []
 

@@ -111,7 +111,7 @@ def test_a_bind_at_etc_hosts_shows_the_users_file(cli, demo, tmp_path):
 def test_a_mount_on_proc_is_refused_before_anything_is_made(cli, demo, layout, tmp_path):
     proc = cli("run", "--rm", "-v", f"{tmp_path}:/proc/sys", demo, "true")
     assert (proc.returncode, proc.stderr) == (
-        1, f"overlaykit: run: -v {tmp_path}:/proc/sys: /proc/sys cannot be mounted because it is inside /proc\n")
+        125, f"overlaykit: run: -v {tmp_path}:/proc/sys: /proc/sys cannot be mounted because it is inside /proc\n")
     assert cli("ps", "-a", "--json", check=True).stdout.strip() == "[]"
 
 

@@ -56,9 +56,9 @@ def test_user_name_resolves_through_the_images_passwd(cli, demo):
     assert out.stdout == "4242 0 /\n"
 
 
-def test_unknown_user_is_one_line_and_exit_1(cli, demo):
+def test_unknown_user_is_one_line_and_exit_125(cli, demo):
     proc = cli("run", "-u", "nosuch", demo, "id")
-    assert proc.returncode == 1
+    assert proc.returncode == 125
     assert proc.stderr == "overlaykit: run: unable to find user nosuch: no matching entries in passwd file\n"
     proc = cli("run", "-u", "app:nogroup", demo, "id")
     assert proc.stderr == "overlaykit: run: unable to find group nogroup: no matching entries in group file\n"
@@ -239,17 +239,17 @@ def test_rm_flag_removes_the_layers_and_the_record(cli, demo, layout):
 
 def test_unknown_image_is_one_line_and_makes_nothing(cli, layout):
     proc = cli("run", "nosuch:1", "true")
-    assert proc.returncode == 1
+    assert proc.returncode == 125
     assert proc.stderr == "overlaykit: run: No such image: nosuch:1\n"
     assert not os.path.exists(layout.containers) or os.listdir(layout.containers) == []
 
 
 def test_bad_option_is_refused(cli, demo):
     proc = cli("run", "--nope", demo, "true")
-    assert proc.returncode == 2
+    assert proc.returncode == 125
     assert proc.stderr == "overlaykit: run: No such option '--nope'. Did you mean '--name'?\n"
     proc = cli("run", "--network", "bridge", demo, "true")
-    assert proc.returncode == 2
+    assert proc.returncode == 125
     assert proc.stderr == ("overlaykit: run: Invalid value for '--network': "
                            "'bridge' is not one of 'none', 'host'.\n")
 
@@ -258,7 +258,7 @@ def test_name_in_use_is_refused(cli, demo, layout):
     cid = cli("create", "--name", "web", demo, "true", check=True).stdout.strip()
     layers = sorted(os.listdir(layout.overlay2))
     proc = cli("run", "--name", "web", demo, "true")
-    assert proc.returncode == 1
+    assert proc.returncode == 125
     assert proc.stderr == (f'overlaykit: run: the container name "web" is already in use by '
                            f"container {cid[:12]}: remove it or pick another name\n")
     assert sorted(os.listdir(layout.overlay2)) == layers

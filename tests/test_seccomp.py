@@ -185,7 +185,7 @@ def test_no_new_privileges_keeps_a_setuid_binary_from_gaining_root(cli, demo, nn
 ])
 def test_bad_security_opt_is_one_line_and_makes_nothing(cli, demo, option, message):
     proc = cli("run", "--security-opt", option, demo, "true")
-    assert proc.returncode == 1
+    assert proc.returncode == 125
     assert proc.stderr == f"overlaykit: run: {message}\n"
     assert json.loads(cli("ps", "-a", "--json").stdout) == []
 
@@ -209,7 +209,7 @@ def test_invalid_profile_is_one_line_and_makes_nothing(cli, demo, tmp_path, cont
     profile = tmp_path / "profile.json"
     profile.write_text(content)
     proc = cli("create", "--security-opt", f"seccomp={profile}", demo, "true")
-    assert proc.returncode == 1
+    assert proc.returncode == 125
     assert proc.stderr == f"overlaykit: create: --security-opt seccomp={profile}: {message}\n"
     assert json.loads(cli("ps", "-a", "--json").stdout) == []
 

@@ -76,7 +76,7 @@ def test_without_options_the_record_has_no_stop_settings(cli, demo):
 
 def test_an_invalid_stop_signal_is_one_line_and_makes_nothing(cli, demo):
     proc = cli("run", "--stop-signal", "NOPE", demo, "true")
-    assert (proc.returncode, proc.stderr) == (1, "overlaykit: run: --stop-signal: invalid signal: NOPE\n")
+    assert (proc.returncode, proc.stderr) == (125, "overlaykit: run: --stop-signal: invalid signal: NOPE\n")
     proc = cli("stop", "-s", "NOPE", "x")
     assert (proc.returncode, proc.stderr) == (1, "overlaykit: stop: invalid signal: NOPE\n")
     assert json.loads(cli("ps", "-a", "--json", check=True).stdout) == []

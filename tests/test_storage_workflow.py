@@ -216,7 +216,7 @@ def test_shared_or_slave_bind_of_a_private_mount_is_refused_as_docker_does(cli, 
     option = f"--mount type=bind,src={source},dst=/data,bind-propagation={propagation}"
     proc = cli("run", "--rm", *option.split(" ", 1), demo, "true")
     assert (proc.returncode, proc.stderr) == (
-        1, f"overlaykit: run: --mount type=bind,target=/data,source={source},bind-propagation={propagation}: "
+        125, f"overlaykit: run: --mount type=bind,target=/data,source={source},bind-propagation={propagation}: "
            f"path {source} is mounted on {source} but it is not {kind} mount\n")
 
 
@@ -257,7 +257,7 @@ def test_symlink_in_the_container_cannot_redirect_a_mount_to_the_host(cli, demo,
 def test_bad_mount_is_one_line_and_leaves_nothing(cli, demo, layout, args, message):
     layers = sorted(os.listdir(layout.overlay2))
     proc = cli("run", *args, demo, "true")
-    assert (proc.returncode, proc.stderr) == (1, f"overlaykit: {message}\n")
+    assert (proc.returncode, proc.stderr) == (125, f"overlaykit: {message}\n")
     assert _containers(cli) == []
     assert cli("volume", "ls", "-q", check=True).stdout == ""
     assert sorted(os.listdir(layout.overlay2)) == layers
@@ -270,7 +270,7 @@ def test_mount_failures_name_the_command_wherever_they_are_raised(cli, demo, lay
     (tmp_path / "file").write_text("x\n")
     proc = cli("run", "--rm", "-v", f"{tmp_path / 'file'}:/etc", demo, "true")
     assert (proc.returncode, proc.stderr) == (
-        1, f"overlaykit: run: mount bind {tmp_path / 'file'} on /etc: Not a directory\n")
+        125, f"overlaykit: run: mount bind {tmp_path / 'file'} on /etc: Not a directory\n")
 
     (tmp_path / "gone").mkdir()
     cli("create", "--name", "gone", "--mount", f"type=bind,src={tmp_path / 'gone'},dst=/x", demo, "true",

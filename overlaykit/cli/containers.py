@@ -66,9 +66,11 @@ def _run_options(command: tuple[str, ...], **opts):
     return RunOptions(command=tuple(command), **opts)
 
 
-def _command_errors(command: str):
+def _command_errors(command: str, error_code: int = 1):
     """Every error line names the command, wherever it was raised (the child's mounts, the
-    store, the kernel); a command that could not start exits 126/127 as Docker's does."""
+    store, the kernel). Exit codes are Docker's: 126/127 for a command that could not be
+    invoked or found, error_code for everything else (125 for run and create, whose own
+    failures Docker tells apart from the command's exit code that way)."""
     def decorate(f):
         @functools.wraps(f)
         def wrapper(*args, **kwargs):
@@ -77,13 +79,16 @@ def _command_errors(command: str):
             try:
                 return f(*args, **kwargs)
             except (OverlaykitError, OSError) as e:
+                from overlaykit.cli.main import _debug
                 message = describe(e)
                 if not message.startswith(f"{command}: "):
                     message = f"{command}: {message}"
-                if isinstance(e, StartError):
-                    click.echo(f"overlaykit: {message}", err=True)
+                if _debug[0]:
+                    raise OverlaykitError(message) from e
+                click.echo(f"overlaykit: {message}", err=True)
+                if isinstance(e, StartError) and e.exit_code in (126, 127):
                     return e.exit_code
-                raise OverlaykitError(message) from e
+                return error_code
         return wrapper
     return decorate
 
@@ -92,7 +97,7 @@ def _command_errors(command: str):
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the id.")
 @_container_options
 @click.pass_obj
-@_command_errors("run")
+@_command_errors("run", 125)
 def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **opts) -> int:
     """Run a command in a new container of IMAGE (name:tag, id, or an archive to load first)."""
     from overlaykit.runtime.create import create_container, image_for
@@ -109,7 +114,7 @@ def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **op
 @click.command(context_settings=_RUN_LINE)
 @_container_options
 @click.pass_obj
-@_command_errors("create")
+@_command_errors("create", 125)
 def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> None:
     """Create a container of IMAGE without starting it; print its id."""
     from overlaykit.runtime.create import create_container, image_for

@@ -99,7 +99,8 @@ _debug = [False]  # the group's --debug, as click parsed it (not a word of the c
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; OverlaykitError and refused syscalls become one line and exit code 1."""
+    """Run the CLI; OverlaykitError and refused syscalls become one line and exit code 1,
+    a wrong option or argument exit code 125, as in Docker's CLI."""
     args = sys.argv[1:] if argv is None else argv
     try:
         code = cli.main(args=args, prog_name="overlaykit", standalone_mode=False)
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.UsageError as e:  # a wrong option or argument: one line, as every error
         where = e.ctx.command_path.partition(" ")[2] if e.ctx else ""
         click.echo(f"overlaykit: {where + ': ' if where else ''}{e.format_message()}", err=True)
-        sys.exit(e.exit_code)
+        sys.exit(125)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
