@@ -64,6 +64,7 @@ def load_archive(layout: Layout, source: str, progress: Progress | None = None) 
         images = formats.find_images(archive.source, what)
         plans = [_plan(archive.source, image, what, n if len(images) > 1 else None)
                  for n, image in enumerate(images, 1)]
+        _check_blobs(layout, archive, plans)
         counter = _Counter(progress, _total(layout, archive, plans))
         for plan in plans:
             parent = None
@@ -105,6 +106,18 @@ def _plan(source: formats.Source, image: formats.ArchivedImage, what: str, n: in
         raise OverlaykitError(f"{where}manifest names {len(image.layers)} layers, "
                               f"the config {len(ids)} diff_ids")
     return _Plan(image, data, tuple(ids), where)
+
+
+def _check_blobs(layout: Layout, archive, plans: list[_Plan]) -> None:
+    """Refuse an archive that lacks a layer the store does not have, before any layer is
+    stored, so a refused load leaves the store as it was. (store_layer checks again: a layer
+    may go between this look and its turn.)"""
+    for plan in plans:
+        parent = None
+        for n, (blob, diff_id) in enumerate(zip(plan.image.layers, plan.diff_ids), 1):
+            parent = layers.chain_id(parent, diff_id)
+            if not archive.source.exists(blob.path) and not layers.usable(layout, parent):
+                raise OverlaykitError(f"{plan.what}layer {n}: blob {blob.path} is missing")
 
 
 @contextmanager
