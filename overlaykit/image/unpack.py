@@ -53,10 +53,25 @@ def unpack(stream: typing.BinaryIO, diff_dir: str, *, what: str = "layer") -> Un
     Raises OverlaykitError("<what>: <entry>: <problem>") for hostile or broken archives; the
     caller removes diff_dir then, so partial output is left as it is.
     """
+    root_fd = os.open(diff_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _apply_all(stream, _Layer(root_fd, what))
+    finally:
+        os.close(root_fd)
+
+
+def extract(stream: typing.BinaryIO, dir_fd: int, *, what: str,
+            owner: tuple[int, int] | None = None) -> UnpackStats:
+    """Unpack a plain tar (not a layer) into the existing directory dir_fd, as `docker cp` does:
+    `.wh.` names are files like any other, an entry never replaces a directory, and owner, when
+    given, owns every entry (cp without -a). Names resolve inside dir_fd as in unpack."""
+    return _apply_all(stream, _Layer(dir_fd, what, layer=False, owner=owner))
+
+
+def _apply_all(stream: typing.BinaryIO, layer: "_Layer") -> UnpackStats:
     import tarfile
 
-    root_fd = os.open(diff_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    layer = _Layer(root_fd, what)
+    what = layer.what
     try:
         tar = _open_tar(stream, what)
         while (member := tar.next()) is not None:
@@ -73,7 +88,6 @@ def unpack(stream: typing.BinaryIO, diff_dir: str, *, what: str = "layer") -> Un
         raise OverlaykitError(f"{what}: {layer.name}: {e.strerror or e}") from e
     finally:
         layer.close()
-        os.close(root_fd)
     return layer.stats()
 
 
@@ -223,9 +237,12 @@ def _set_xattr(target: int | str, name: str, value: bytes) -> None:
 class _Layer:
     """The diff dir being filled: its root fd, the cached parent-dir fd, times still to set."""
 
-    def __init__(self, root_fd: int, what: str):
+    def __init__(self, root_fd: int, what: str, layer: bool = True,
+                 owner: tuple[int, int] | None = None):
         self.root_fd = root_fd
         self.what = what
+        self.layer = layer  # False: a plain tar (cp), no whiteouts, no directory replaced
+        self.owner = owner
         self.name = ""  # the entry being applied, for messages
         self.parent_key: str | None = None  # the cached parent, as a cleaned path
         self.parent_fd = -1
@@ -251,7 +268,12 @@ class _Layer:
         self.name = member.name
         parts = _parts(member.name)
         if parts is None:
-            raise self.refuse("path escapes the layer")
+            raise self.refuse("path escapes the layer" if self.layer else "path escapes the destination")
+        if self.owner is not None:
+            member.uid, member.gid = self.owner
+        if not self.layer:
+            self.apply_plain(tar, member, parts)
+            return
         if whiteout.PREFIX in member.name:  # rare, so the component checks run only then
             if any(p.startswith(whiteout.META_PREFIX) for p in parts) and parts[-1] != whiteout.OPAQUE_MARKER:
                 return  # AUFS bookkeeping (.wh..wh.plnk/...) in old layers: skipped, as Docker does
@@ -267,6 +289,14 @@ class _Layer:
             self.make_opaque(parents)
         elif base.startswith(whiteout.PREFIX):
             self.make_whiteout(member, parents, base[len(whiteout.PREFIX):])
+        else:
+            self.apply_plain(tar, member, parts)
+
+    def apply_plain(self, tar, member, parts: list[str]) -> None:
+        """A file of some type (any name: whiteouts were dealt with by the caller)."""
+        if not parts:  # `./` of a plain tar: the destination stays as it is, as in Docker
+            if not member.isdir():
+                raise self.refuse("only a directory can be the root")
         elif member.isreg():
             self.write_file(tar, member, parts)
         elif member.isdir():
@@ -305,6 +335,8 @@ class _Layer:
         existing = self.lstat(pfd, base)
         replaced_whiteout = False
         if existing is None or not stat.S_ISDIR(existing.st_mode):
+            if existing is not None and not self.layer:
+                raise self.refuse("cannot overwrite a non-directory with a directory")
             if existing is not None:
                 replaced_whiteout = whiteout.is_whiteout_device(existing.st_mode, existing.st_rdev)
                 os.unlink(base, dir_fd=pfd)
@@ -478,6 +510,8 @@ class _Layer:
         pfd, base = self.parent(parts[:-1]), parts[-1]
         existing = self.lstat(pfd, base)
         if existing is not None:
+            if stat.S_ISDIR(existing.st_mode) and not self.layer:
+                raise self.refuse("cannot overwrite a directory with a non-directory")
             if stat.S_ISDIR(existing.st_mode):
                 remove_tree(base, dir_fd=pfd)
             else:

@@ -14,6 +14,7 @@ class MountEntry:
     fstype: str
     source: str
     super_options: str
+    device: str = ""  # major:minor of the filesystem, as st_dev shows it
 
 
 def _unescape(field: str) -> str:
@@ -41,7 +42,7 @@ def mounts(pid: int | str = "self") -> list[MountEntry]:
                 mount_id=int(fields[0]), parent_id=int(fields[1]),
                 mount_point=_unescape(fields[4]), options=fields[5],
                 propagation=" ".join(fields[6:]), fstype=fstype,
-                source=_unescape(source), super_options=super_options))
+                source=_unescape(source), super_options=super_options, device=fields[2]))
     return entries
 
 
