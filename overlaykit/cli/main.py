@@ -38,6 +38,11 @@ COMMANDS = {
     "save": "overlaykit.cli.changes:save",
     "import": "overlaykit.cli.changes:import_",
     "check": "overlaykit.cli.check:check",
+    "pull": "overlaykit.cli.registry:pull",
+    "push": "overlaykit.cli.registry:push",
+    "login": "overlaykit.cli.registry:login",
+    "logout": "overlaykit.cli.registry:logout",
+    "cp": "overlaykit.cli.copy:cp",
 }
 
 

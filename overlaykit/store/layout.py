@@ -76,6 +76,10 @@ class Layout:
     def repositories(self) -> str:
         return os.path.join(self.image_root, "repositories.json")
 
+    def v2metadata(self, diff_id: str) -> str:
+        """The compressed blob digests a layer has in registries (store/blobsums.py), as Docker keeps them."""
+        return os.path.join(self.image_root, "distribution", "v2metadata-by-diffid", "sha256", _hex(diff_id))
+
     # containers/ and volumes/
     @property
     def containers(self) -> str:

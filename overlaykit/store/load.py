@@ -59,7 +59,7 @@ def load_archive(layout: Layout, source: str, progress: Progress | None = None) 
     tags pointing at the same image are left out, so callers can say what was loaded).
     """
     what = "load: " + ("stdin" if source == "-" else source)
-    with pinning(layout), _rollback(layout) as added, ExitStack() as stack:
+    with pinning(layout), rolled_back(layout) as added, ExitStack() as stack:
         archive = _open(layout, source, what, stack)
         images = formats.find_images(archive.source, what)
         plans = [_plan(archive.source, image, what, n if len(images) > 1 else None)
@@ -121,7 +121,7 @@ def _check_blobs(layout: Layout, archive, plans: list[_Plan]) -> None:
 
 
 @contextmanager
-def _rollback(layout: Layout) -> Iterator[list[str]]:
+def rolled_back(layout: Layout) -> Iterator[list[str]]:
     """On any failure (or ^C, SIGTERM, SIGHUP), remove the layers this load added that no image
     uses and no other live load pinned."""
     added: list[str] = []
@@ -240,7 +240,7 @@ class _StreamedArchive:
                 if _looks_like_layer(body.peek(512)):
                     diff = os.path.join(scratch, str(len(unpacked) + len(failed)))
                     try:
-                        unpacked[name] = _unpack_member(body, diff, _member_what(what, name), counter)
+                        unpacked[name] = unpack_blob(body, diff, _member_what(what, name), counter)
                     except OverlaykitError as e:
                         failed[name] = e
                         with suppress(OSError):
@@ -301,7 +301,10 @@ def _looks_like_layer(head: bytes) -> bool:
         return False
 
 
-def _unpack_member(body: BinaryIO, diff: str, what: str, counter: _Counter) -> _Unpacked:
+def unpack_blob(body: BinaryIO, diff: str, what: str, counter: Callable[[int], None]) -> _Unpacked:
+    """A layer blob (plain, gzip or zstd) unpacked into the new directory diff before its place
+    in a chain is known (a piped archive's member, a pulled layer): blob and tar hashed on the
+    way, its tar-split recorded; adopt_layer makes it a layer once it is verified."""
     from overlaykit.image.tarsplit import Recorder
     from overlaykit.image.unpack import unpack
     os.mkdir(diff, 0o755)
