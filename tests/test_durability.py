@@ -121,3 +121,13 @@ def test_power_cut_without_the_sync_loses_the_layers(tmp_path, fixture_path, mon
     monkeypatch.setattr(layers, "fsync_directory", lambda path: None)
     found = _power_cut_snapshot(tmp_path, lambda root: load_archive(Layout(root), fixture_path("demo-docker.tar")))
     assert "its link file is empty" in found
+
+
+def test_power_cut_right_after_create_leaves_a_container_that_starts(tmp_path, fixture_path):
+    """create's layers (init and writable: link, lower, l/ names, the init files) are on disk
+    before the container record that names them."""
+    def load_then_create(root: str) -> None:
+        for args in (["load", fixture_path("demo-docker.tar")], ["create", "--name", "c", "demo:1", "true"]):
+            subprocess.run([sys.executable, "-m", "overlaykit", "--root", root, *args],
+                           check=True, capture_output=True)
+    assert _power_cut_snapshot(tmp_path, load_then_create) == "ok\n"

@@ -48,6 +48,8 @@ def container_layers(layout: Layout, image_top: str | None) -> Iterator[Containe
     try:
         writable = overlay2.create(layout, init, writable=True)
         try:
+            overlay2.make_durable(layout, init)
+            overlay2.make_durable(layout, writable)
             yield ContainerLayers(init, writable)
         except BaseException:
             overlay2.remove(layout, writable)

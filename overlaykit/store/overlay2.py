@@ -14,12 +14,14 @@ Everyone else asks here for a layer's directories and mounts; linux/overlay.py m
 import base64
 import os
 import secrets
+import stat
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Iterator
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.overlay import OverlaySpec, ReadonlyBind
+from overlaykit.linux.sync import fsync_directory
 from overlaykit.linux.tree import remove_tree
 from overlaykit.store.files import list_names, read_text
 from overlaykit.store.layout import Layout
@@ -182,6 +184,24 @@ def staged(layout: Layout, parent: str | None, writable: bool = False) -> Iterat
     except BaseException:
         discard(layer)
         raise
+
+
+def make_durable(layout: Layout, cache_id: str) -> None:
+    """fsync a new, small layer (a container's init or writable layer) and its names in
+    overlay2/ and l/: before a record names it, what it holds must be on disk. Per file, not
+    syncfs: `run` must not wait for whatever else the store's filesystem has dirty."""
+    for directory, _, files in os.walk(layout.layer_dir(cache_id)):
+        for name in files:
+            path = os.path.join(directory, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        fsync_directory(directory)
+    fsync_directory(layout.overlay2)
+    fsync_directory(layout.links)
 
 
 def create(layout: Layout, parent: str | None, writable: bool = False) -> str:
