@@ -191,12 +191,12 @@ def write_tar(source: Source, top: str, out: BinaryIO, pseudo: frozenset[int] = 
     seen: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=1 << 20) as tar:
         if not stat.S_ISDIR(source.st.st_mode):
-            _add(tar, tarfile, top, source.st, f"/proc/self/fd/{source.fd}", None, seen)
+            _add(tar, tarfile, top, source.st, f"/proc/self/fd/{source.fd}", (source.fd, ""), seen)
             return
         top_fd = os.open(f"/proc/self/fd/{source.fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             if top:
-                _add(tar, tarfile, top, source.st, f"/proc/self/fd/{top_fd}", None, seen)
+                _add(tar, tarfile, top, source.st, f"/proc/self/fd/{top_fd}", (top_fd, ""), seen)
             pending = [""]
             while pending:
                 rel = pending.pop()
@@ -219,9 +219,10 @@ def write_tar(source: Source, top: str, out: BinaryIO, pseudo: frozenset[int] = 
             os.close(top_fd)
 
 
-def _add(tar, tarfile, name: str, st: os.stat_result, path: str, at: tuple[int, str] | None,
+def _add(tar, tarfile, name: str, st: os.stat_result, path: str, at: tuple[int, str],
          seen: dict) -> None:
-    """One entry; path names it for xattrs and symlinks, at (dir fd, name) opens a file safely."""
+    """One entry; path names it for xattrs, at is (its directory's fd, its name) or (its own
+    O_PATH fd, "") for SRC itself."""
     info = tarfile.TarInfo(name)
     info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
     info.uname = info.gname = ""
@@ -235,7 +236,7 @@ def _add(tar, tarfile, name: str, st: os.stat_result, path: str, at: tuple[int, 
             tar.addfile(info)
             return
     if stat.S_ISREG(st.st_mode):
-        fd = _open_file(path, at, st)
+        fd = _open_file(at, st)
         if fd is None:  # gone or swapped meanwhile
             return
         info.size = st.st_size
@@ -246,7 +247,7 @@ def _add(tar, tarfile, name: str, st: os.stat_result, path: str, at: tuple[int, 
         tar.addfile(info)
     elif stat.S_ISLNK(st.st_mode):
         info.type = tarfile.SYMTYPE
-        info.linkname = os.readlink(at[1], dir_fd=at[0]) if at else os.readlink(path)
+        info.linkname = os.readlink(at[1], dir_fd=at[0])
         tar.addfile(info)
     elif stat.S_ISFIFO(st.st_mode):
         info.type = tarfile.FIFOTYPE
@@ -257,10 +258,10 @@ def _add(tar, tarfile, name: str, st: os.stat_result, path: str, at: tuple[int, 
         tar.addfile(info)
 
 
-def _open_file(path: str, at: tuple[int, str] | None, st: os.stat_result) -> int | None:
+def _open_file(at: tuple[int, str], st: os.stat_result) -> int | None:
     try:
-        if at is None:  # the source itself, already resolved to this O_PATH fd's inode
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        if not at[1]:  # SRC itself, already resolved to this O_PATH fd's inode
+            fd = os.open(f"/proc/self/fd/{at[0]}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         else:
             fd = openat2(at[0], at[1], os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY, resolve=_BENEATH)
     except OSError as e:
