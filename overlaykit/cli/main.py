@@ -52,6 +52,11 @@ class LazyGroup(click.Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         """The subcommand, once it is known that the caller may run it: every command mounts,
+    "top": "overlaykit.cli.monitor:top",
+    "stats": "overlaykit.cli.monitor:stats",
+    "pause": "overlaykit.cli.monitor:pause",
+    "unpause": "overlaykit.cli.monitor:unpause",
+    "rename": "overlaykit.cli.monitor:rename",
         unshares or reads the root-owned store, so without root it would fail half way or,
         worse, show an empty store; its --help is for anyone."""
         name, command, rest = super().resolve_command(ctx, args)

@@ -115,12 +115,57 @@ def pids(path: str) -> list[int]:
 
 
 def kill_all(path: str) -> None:
-    """SIGKILL every process in the cgroup and those under it."""
+    """SIGKILL every process in the cgroup and those under it; a frozen (paused) cgroup is
+    thawed after, or on v1 its processes would never get to die."""
     for pid in pids(path):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    thaw(path)
+
+
+FREEZER_FILES = ("freezer.state", "cgroup.freeze")  # v1's freezer controller, v2's core file
+
+
+def freeze(path: str, timeout: float = 10.0) -> None:
+    """Freeze the cgroup's processes (v1 freezer.state FROZEN, v2 cgroup.freeze 1) and wait
+    until the kernel says they are (v1 passes through FREEZING); EBUSY after timeout."""
+    v1 = os.path.exists(os.path.join(path, "freezer.state"))
+    file, value = ("freezer.state", "FROZEN") if v1 else ("cgroup.freeze", "1")
+    deadline = time.monotonic() + timeout
+    write(path, file, value)
+    while not (read(path, "freezer.state").strip() == "FROZEN" if v1
+               else "frozen 1" in read(path, "cgroup.events").splitlines()):
+        if time.monotonic() >= deadline:
+            thaw(path)
+            raise OSError(errno.EBUSY, "its processes did not freeze in time", path)
+        time.sleep(0.01)
+        if v1:
+            write(path, file, value)  # v1 may stay FREEZING until asked again
+
+
+def thaw(path: str) -> None:
+    """Thaw the cgroup if it has a freezer and is frozen (a missing cgroup is left alone)."""
+    try:
+        if os.path.exists(os.path.join(path, "freezer.state")):
+            if read(path, "freezer.state").strip() != "THAWED":
+                write(path, "freezer.state", "THAWED")
+        elif os.path.exists(os.path.join(path, "cgroup.freeze")):
+            if read(path, "cgroup.freeze").strip() != "0":
+                write(path, "cgroup.freeze", "0")
+    except FileNotFoundError:
+        pass
+
+
+def is_frozen(path: str) -> bool:
+    """Whether the cgroup is frozen or freezing (False when it has no freezer or is gone)."""
+    try:
+        if os.path.exists(os.path.join(path, "freezer.state")):
+            return read(path, "freezer.state").strip() != "THAWED"
+        return read(path, "cgroup.freeze").strip() == "1"
+    except FileNotFoundError:
+        return False
 
 
 def remove(path: str, timeout: float = 2.0) -> bool:

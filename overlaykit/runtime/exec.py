@@ -15,6 +15,7 @@ from typing import NoReturn
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.namespaces import NAMESPACE_FLAGS, open_namespaces, setns
 from overlaykit.runtime.cgroups import Cgroup, cgroup_of, enter as enter_cgroup
+from overlaykit.runtime.freezer import is_paused
 from overlaykit.runtime.process import exec_as, spawn
 from overlaykit.runtime.security import Confinement, prepare, security_of
 from overlaykit.runtime.spec import merge_env, process_env
@@ -41,6 +42,9 @@ def exec_in(container: Container, options: ExecOptions, command: str = "exec") -
     state, config = container.state, container.config["Config"]
     if not is_running(state):
         raise OverlaykitError(f"{command}: container {container.name} is not running")
+    if is_paused(container.id):  # the new process would join the frozen cgroup and hang
+        raise OverlaykitError(f"{command}: container {container.name} is paused, "
+                              f"unpause the container before exec")
     pid = state["Pid"]
     root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     namespaces = open_namespaces(pid, ("pid", *JOINED_IN_CHILD))

@@ -13,6 +13,7 @@ import time
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import unmount_tree
+from overlaykit.runtime.freezer import is_paused, thaw_after_signal
 from overlaykit.store import containers, overlay2
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
@@ -25,6 +26,8 @@ def live_state(container: Container) -> dict:
     if state.get("Running") and not containers.is_running(state):
         return {**state, "Status": "exited", "Running": False, "Pid": 0,
                 "ExitCode": KILLED_EXIT_CODE, "Error": "killed: its supervisor died"}
+    if state.get("Running") and is_paused(container.id):  # read from its cgroup's freezer
+        return {**state, "Status": "paused", "Paused": True}
     return state
 
 
@@ -67,6 +70,7 @@ def kill(layout: Layout, container: Container, sig: signal.Signals, command: str
     if not containers.is_running(container.state):
         raise OverlaykitError(f"{command}: container {container.name} is not running")
     os.kill(container.state["Pid"], sig)
+    thaw_after_signal(container)
 
 
 DEFAULT_STOP_TIMEOUT = 10  # seconds, Docker's
@@ -90,6 +94,7 @@ def stop(layout: Layout, container: Container, timeout: float | None,
         timeout = container.config["Config"].get("StopTimeout", DEFAULT_STOP_TIMEOUT)
     if containers.is_running(state):
         os.kill(state["Pid"], sig or stop_signal(container))
+        thaw_after_signal(container)
         if not _wait_until(lambda: not containers.is_running(state),
                            timeout if timeout >= 0 else float("inf")):
             try:
@@ -111,6 +116,7 @@ def remove(layout: Layout, container: Container, force: bool, volumes: bool = Fa
             os.kill(container.state["Pid"], signal.SIGKILL)
         except ProcessLookupError:
             pass
+        thaw_after_signal(container)
         _wait_until(lambda: not containers.is_running(container.state), 10)
         _settle(layout, container.id, timeout=2)
     remove_stopped(layout, container.id, volumes)
@@ -133,7 +139,8 @@ def inspect(layout: Layout, container: Container) -> dict:
         "Created": config["Created"],
         "Path": config["Path"],
         "Args": config["Args"],
-        "State": {"Status": state["Status"], "Running": state["Running"], "Paused": False,
+        "State": {"Status": state["Status"], "Running": state["Running"],
+                  "Paused": state.get("Paused", False),
                   "Restarting": False, "OOMKilled": state.get("OOMKilled", False), "Dead": False,
                   "Pid": state["Pid"],
                   "ExitCode": state["ExitCode"], "Error": state.get("Error", ""),
@@ -190,7 +197,7 @@ def status_line(state: dict, now: float) -> str:
     """ps's STATUS: Created, "Up 3 seconds", "Exited (0) 5 seconds ago"."""
     if state["Running"]:
         started = containers.parse_timestamp(state["StartedAt"]) or now
-        return "Up " + human_duration(now - started)
+        return "Up " + human_duration(now - started) + (" (Paused)" if state.get("Paused") else "")
     if state["Status"] == "created":
         return "Created"
     return f"Exited ({state['ExitCode']}) {ago(state['FinishedAt'], now)}".rstrip()
