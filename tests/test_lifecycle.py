@@ -37,7 +37,7 @@ def test_ps_shows_running_containers_then_all_with_their_status(cli, demo):
     assert (row["ID"], row["Names"], row["Image"], row["State"]) == (cid, "web", "demo:1", "running")
     assert row["Status"].startswith("Up ")
     table = cli("ps", check=True).stdout.splitlines()
-    assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
+    assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     assert table[1].startswith(f'{cid[:12]}   demo:1    "sh -c trap \\"echo go…"   ')
     assert table[1].endswith("   web")
     _wait_for_log(cli, "web", "started")
@@ -89,7 +89,7 @@ def test_rm_refuses_a_running_container_and_f_removes_it_with_its_layers(cli, de
     assert not os.path.exists(layout.container_dir(cid))
     assert list(mounts_under(layout.root)) == []
     proc = cli("rm", "busy")
-    assert proc.stderr == "overlaykit: No such container: busy\n"
+    assert (proc.returncode, proc.stderr) == (1, "overlaykit: rm: busy: no such container\n")
 
 
 def test_create_then_start_attached_and_start_again(cli, demo):
@@ -105,15 +105,17 @@ def test_create_then_start_attached_and_start_again(cli, demo):
 def test_start_without_a_detaches_and_logs_collect_the_output(cli, demo):
     cli("create", "--name", "bg", demo, "sh", "-c", "echo out; echo err >&2", check=True)
     assert cli("start", "bg", check=True).stdout == "bg\n"
-    out = _wait_for_log(cli, "bg", "err")
-    assert out == "out\nerr\n"
+    cli("wait", "bg", check=True)
+    proc = cli("logs", "bg", check=True)  # each line on its own stream, as docker logs
+    assert (proc.stdout, proc.stderr) == ("out\n", "err\n")
 
 
 def test_detached_tty_output_goes_to_the_log(cli, demo):
     cli("run", "-d", "-t", "--name", "dt", demo, "sh", "-c", "tty", check=True)
     _wait_for_log(cli, "dt", "pts")
-    with open(_inspect(cli, "dt")["LogPath"], "rb") as f:
-        assert f.read() == b"/dev/pts/0\r\n"  # as the terminal wrote it
+    with open(_inspect(cli, "dt")["LogPath"], "rb") as f:  # Docker's json-file log
+        (entry,) = [json.loads(line) for line in f]
+    assert (entry["log"], entry["stream"]) == ("/dev/pts/0\r\n", "stdout")  # as the terminal wrote it
 
 
 def test_inspect_has_dockers_shape(cli, demo, layout):

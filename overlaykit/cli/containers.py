@@ -1,8 +1,7 @@
-"""Container commands: run, create, start, ps, stop, kill, rm, exec, logs."""
+"""Container commands: run, create, start, ps, stop, kill, rm, exec."""
 
 import functools
 import json
-import sys
 
 import click
 
@@ -17,6 +16,8 @@ def _container_options(f):
     options = [
         click.option("--name", help="Name the container (default: a generated adjective_surname)."),
         click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
+        click.option("--restart", metavar="POLICY",
+                     help="no, on-failure[:N], always or unless-stopped (kept by a -d container's supervisor)."),
         click.option("-i", "--interactive", "stdin_open", is_flag=True, help="Keep stdin open."),
         click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal."),
         click.option("-e", "--env", multiple=True, metavar="KEY[=VAL]", help="Set an environment variable."),
@@ -25,8 +26,13 @@ def _container_options(f):
         click.option("-u", "--user", metavar="USER[:GROUP]", help="User name or uid, group name or gid."),
         click.option("--entrypoint", help="Replace the image's entrypoint (and drop its Cmd)."),
         click.option("-h", "--hostname", help="Container hostname (default: the id's first 12 characters)."),
-        click.option("--network", type=click.Choice(["none", "host"]), default="none", show_default=True,
-                     help="none: own namespace with lo up; host: the host's network."),
+        click.option("--network", default="none", show_default=True, metavar="NETWORK",
+                     help="bridge: the default bridge; NAME: a user network (network create); "
+                          "none: own namespace with lo up; host: the host's network."),
+        click.option("-p", "--publish", multiple=True, metavar="[IP:][HOSTPORT:]PORT[/PROTO]",
+                     help="Publish a container port on the host (tcp or udp)."),
+        click.option("-P", "--publish-all", "publish_all", is_flag=True,
+                     help="Publish every exposed port to a port the kernel picks."),
         click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
         click.option("--stop-signal", metavar="SIGNAL",
                      help="Signal that stop sends first (default: the image's STOPSIGNAL, else SIGTERM)."),
@@ -53,6 +59,9 @@ def _container_options(f):
                      help="Drop a capability from it (or ALL)."),
         click.option("--security-opt", "security_opt", multiple=True, metavar="OPT",
                      help="seccomp=unconfined, seccomp=PROFILE.json (Docker's format), no-new-privileges."),
+        click.option("--userns-remap", "userns_remap", metavar="default|USER[:GROUP]|UID:GID:SIZE",
+                     help="Run as root of a user namespace mapped to unprivileged host ids "
+                          "(/etc/subuid, /etc/subgid ranges, or given)."),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -100,9 +109,10 @@ def _command_errors(command: str, error_code: int = 1):
 @_command_errors("run", 125)
 def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **opts) -> int:
     """Run a command in a new container of IMAGE (name:tag, id, or an archive to load first)."""
+    from overlaykit.cli.registry import pull_missing
     from overlaykit.runtime.create import create_container, image_for
     from overlaykit.runtime.start import start_attached, start_detached
-    stored, ref = image_for(layout, image)
+    stored, ref = image_for(layout, image, pull_missing)
     container = create_container(layout, stored, ref, _run_options(command, **opts), "run")
     if detach:
         start_detached(layout, container, "run")
@@ -117,8 +127,9 @@ def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **op
 @_command_errors("create", 125)
 def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> None:
     """Create a container of IMAGE without starting it; print its id."""
+    from overlaykit.cli.registry import pull_missing
     from overlaykit.runtime.create import create_container, image_for
-    stored, ref = image_for(layout, image)
+    stored, ref = image_for(layout, image, pull_missing)
     click.echo(create_container(layout, stored, ref, _run_options(command, **opts), "create").id)
 
 
@@ -143,29 +154,29 @@ def start(layout: Layout, name: str, attach: bool, interactive: bool) -> int:
     return 0
 
 
-def _table(rows: list[list[str]]) -> str:
-    """Docker's tabwriter: columns padded by 3, at least 10 wide, the last one not padded."""
-    widths = [max(10, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
-    return "\n".join("".join(cell.ljust(w) for cell, w in zip(r, widths)) + r[-1] for r in rows)
-
-
 @click.command()
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show stopped containers too.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("-q", "--quiet", is_flag=True, help="Only container IDs.")
+@click.option("-f", "--filter", "filter_specs", multiple=True, metavar="KEY=VALUE",
+              help="name, id, status, ancestor, label, exited, before, since (repeatable).")
+@click.option("--format", "fmt", metavar="TEMPLATE",
+              help="A Go template: '{{.ID}} {{.Names}}'; 'table ...' adds a header row.")
+@click.option("--no-trunc", is_flag=True, help="Do not shorten IDs, commands and mounts.")
+@click.option("-n", "--last", type=int, default=-1, metavar="N",
+              help="The N last created containers (all states).")
+@click.option("-l", "--latest", is_flag=True, help="The last created container (all states).")
+@click.option("-s", "--size", is_flag=True, help="Add the writable layer's size.")
 @click.pass_obj
-def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
+def ps(layout: Layout, show_all: bool, as_json: bool, quiet: bool, filter_specs: tuple[str, ...],
+       fmt: str | None, no_trunc: bool, last: int, latest: bool, size: bool) -> None:
     """List containers (running ones, or all with -a)."""
-    from overlaykit.runtime.lifecycle import ps_rows
-    rows = ps_rows(layout, show_all)
+    from overlaykit.cli.listing import container_rows, print_containers
+    rows = container_rows(layout, show_all, filter_specs, last, latest)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
-    for r in rows:
-        command = r["Command"] if len(r["Command"]) <= 20 else r["Command"][:19] + "…"
-        quoted = json.dumps(command, ensure_ascii=False)  # Go's strconv.Quote, as Docker prints it
-        table.append([r["ID"][:12], r["Image"], quoted, r["CreatedAgo"], r["Status"], r["Names"]])
-    click.echo(_table(table))
+    print_containers(layout, rows, quiet, fmt, no_trunc, size)
 
 
 @click.command()
@@ -176,28 +187,34 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
                    "else 10; -1 waits for ever).")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_obj
-def stop(layout: Layout, names: tuple[str, ...], sig: str | None, timeout: int | None) -> None:
+def stop(layout: Layout, names: tuple[str, ...], sig: str | None, timeout: int | None) -> int:
     """Stop containers: their stop signal (SIGTERM unless set), then SIGKILL."""
+    from overlaykit.cli.each import each
     from overlaykit.runtime.lifecycle import parse_signal, stop as stop_container
     from overlaykit.store.containers import find
     signum = parse_signal(sig, "stop") if sig is not None else None
-    for name in names:
+
+    def stop_one(name: str) -> None:
         stop_container(layout, find(layout, name), timeout, signum)
         click.echo(name)
+    return each("stop", names, stop_one)
 
 
 @click.command()
 @click.option("-s", "--signal", "sig", default="KILL", show_default=True, help="Signal name or number.")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_obj
-def kill(layout: Layout, names: tuple[str, ...], sig: str) -> None:
+def kill(layout: Layout, names: tuple[str, ...], sig: str) -> int:
     """Send a signal to containers' PID 1."""
+    from overlaykit.cli.each import each
     from overlaykit.runtime.lifecycle import kill as kill_container, parse_signal
     from overlaykit.store.containers import find
     signum = parse_signal(sig, "kill")
-    for name in names:
+
+    def kill_one(name: str) -> None:
         kill_container(layout, find(layout, name), signum)
         click.echo(name)
+    return each("kill", names, kill_one)
 
 
 @click.command()
@@ -205,13 +222,16 @@ def kill(layout: Layout, names: tuple[str, ...], sig: str) -> None:
 @click.option("-v", "--volumes", is_flag=True, help="Remove its anonymous volumes too.")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_obj
-def rm(layout: Layout, names: tuple[str, ...], force: bool, volumes: bool) -> None:
-    """Remove containers: their layers and records."""
+def rm(layout: Layout, names: tuple[str, ...], force: bool, volumes: bool) -> int:
+    """Remove containers: their layers and records (go on past a missing one, then exit 1)."""
+    from overlaykit.cli.each import each
     from overlaykit.runtime.lifecycle import remove
     from overlaykit.store.containers import find
-    for name in names:
+
+    def remove_one(name: str) -> None:
         remove(layout, find(layout, name), force, volumes)
         click.echo(name)
+    return each("rm", names, remove_one, forgive_missing=force)
 
 
 @click.command("exec", context_settings=_COMMAND_LINE)
@@ -229,19 +249,3 @@ def exec_(layout: Layout, name: str, command: tuple[str, ...], **opts) -> int:
     from overlaykit.runtime.exec import ExecOptions, exec_in
     from overlaykit.store.containers import find
     return exec_in(find(layout, name), ExecOptions(argv=tuple(command), **opts))
-
-
-@click.command()
-@click.argument("name")
-@click.pass_obj
-def logs(layout: Layout, name: str) -> None:
-    """Print what a detached container wrote (stdout and stderr, interleaved)."""
-    from overlaykit.store.containers import find
-    container = find(layout, name)
-    try:
-        with open(layout.container_log(container.id), "rb") as f:
-            while chunk := f.read(65536):
-                sys.stdout.buffer.write(chunk)
-    except FileNotFoundError:
-        pass
-    sys.stdout.buffer.flush()

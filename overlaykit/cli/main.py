@@ -14,11 +14,17 @@ COMMANDS = {
     "load": "overlaykit.cli.images:load",
     "images": "overlaykit.cli.images:images",
     "rmi": "overlaykit.cli.images:rmi",
+    "tag": "overlaykit.cli.tag:tag",
     "history": "overlaykit.cli.images:history",
     "inspect": "overlaykit.cli.inspect:inspect",
     "info": "overlaykit.cli.info:info",
-    "prune": "overlaykit.cli.info:prune",
+    "prune": "overlaykit.cli.system:prune",
+    "system": "overlaykit.cli.system:system",
+    "container": "overlaykit.cli.system:container",
+    "image": "overlaykit.cli.system:image",
+    "version": "overlaykit.cli.system:version",
     "volume": "overlaykit.cli.volumes:volume",
+    "network": "overlaykit.cli.networks:network",
     "mount": "overlaykit.cli.workbench:mount",
     "umount": "overlaykit.cli.workbench:umount",
     "layers": "overlaykit.cli.workbench:layers",
@@ -31,7 +37,10 @@ COMMANDS = {
     "kill": "overlaykit.cli.containers:kill",
     "rm": "overlaykit.cli.containers:rm",
     "exec": "overlaykit.cli.containers:exec_",
-    "logs": "overlaykit.cli.containers:logs",
+    "logs": "overlaykit.cli.logs:logs",
+    "attach": "overlaykit.cli.attach:attach",
+    "wait": "overlaykit.cli.wait:wait",
+    "restart": "overlaykit.cli.wait:restart",
     "diff": "overlaykit.cli.changes:diff",
     "export": "overlaykit.cli.changes:export",
     "commit": "overlaykit.cli.changes:commit",
@@ -43,6 +52,11 @@ COMMANDS = {
     "login": "overlaykit.cli.registry:login",
     "logout": "overlaykit.cli.registry:logout",
     "cp": "overlaykit.cli.copy:cp",
+    "top": "overlaykit.cli.monitor:top",
+    "stats": "overlaykit.cli.monitor:stats",
+    "pause": "overlaykit.cli.monitor:pause",
+    "unpause": "overlaykit.cli.monitor:unpause",
+    "rename": "overlaykit.cli.monitor:rename",
 }
 
 
@@ -52,11 +66,6 @@ class LazyGroup(click.Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         """The subcommand, once it is known that the caller may run it: every command mounts,
-    "top": "overlaykit.cli.monitor:top",
-    "stats": "overlaykit.cli.monitor:stats",
-    "pause": "overlaykit.cli.monitor:pause",
-    "unpause": "overlaykit.cli.monitor:unpause",
-    "rename": "overlaykit.cli.monitor:rename",
         unshares or reads the root-owned store, so without root it would fail half way or,
         worse, show an empty store; its --help is for anyone."""
         name, command, rest = super().resolve_command(ctx, args)

@@ -14,6 +14,7 @@ import time
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import unmount_tree
 from overlaykit.runtime.freezer import is_paused, thaw_after_signal
+from overlaykit.runtime.restart import prevent_restart
 from overlaykit.store import containers, overlay2
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
@@ -92,6 +93,7 @@ def stop(layout: Layout, container: Container, timeout: float | None,
     state = container.state
     if timeout is None:
         timeout = container.config["Config"].get("StopTimeout", DEFAULT_STOP_TIMEOUT)
+    prevent_restart(layout, container.id)  # a stopped container stays stopped, whatever --restart says
     if containers.is_running(state):
         os.kill(state["Pid"], sig or stop_signal(container))
         thaw_after_signal(container)
@@ -108,6 +110,8 @@ def stop(layout: Layout, container: Container, timeout: float | None,
 def remove(layout: Layout, container: Container, force: bool, volumes: bool = False) -> None:
     """rm: a running container only with force (killed first); layers and record go (-v: anonymous volumes too)."""
     settle(layout)
+    if force:
+        prevent_restart(layout, container.id)  # the kill below must not bring it back
     if containers.is_running(container.state):
         if not force:
             raise OverlaykitError(f"rm: cannot remove container {container.name}: it is running "
@@ -141,11 +145,13 @@ def inspect(layout: Layout, container: Container) -> dict:
         "Args": config["Args"],
         "State": {"Status": state["Status"], "Running": state["Running"],
                   "Paused": state.get("Paused", False),
-                  "Restarting": False, "OOMKilled": state.get("OOMKilled", False), "Dead": False,
+                  "Restarting": state.get("Restarting", False),
+                  "OOMKilled": state.get("OOMKilled", False), "Dead": False,
                   "Pid": state["Pid"],
                   "ExitCode": state["ExitCode"], "Error": state.get("Error", ""),
                   "StartedAt": state["StartedAt"], "FinishedAt": state["FinishedAt"]},
         "Image": config["Image"],
+        "RestartCount": state.get("RestartCount", 0),
         "ResolvConfPath": config["ResolvConfPath"],
         "HostnamePath": config["HostnamePath"],
         "HostsPath": config["HostsPath"],
@@ -155,8 +161,14 @@ def inspect(layout: Layout, container: Container) -> dict:
         "HostConfig": config["HostConfig"],
         "GraphDriver": {"Name": "overlay2", "Data": overlay2.metadata(layout, rw)},
         "Mounts": config["Mounts"],
+        "NetworkSettings": _network_settings(config, state),
         "Config": config["Config"],
     }
+
+
+def _network_settings(config: dict, state: dict) -> dict:
+    from overlaykit.runtime.network_record import inspect_settings
+    return inspect_settings(config, state)
 
 
 def human_duration(seconds: float) -> str:
@@ -200,6 +212,8 @@ def status_line(state: dict, now: float) -> str:
         return "Up " + human_duration(now - started) + (" (Paused)" if state.get("Paused") else "")
     if state["Status"] == "created":
         return "Created"
+    if state.get("Restarting"):
+        return f"Restarting ({state['ExitCode']}) {ago(state['FinishedAt'], now)}".rstrip()
     return f"Exited ({state['ExitCode']}) {ago(state['FinishedAt'], now)}".rstrip()
 
 
@@ -217,5 +231,9 @@ def ps_rows(layout: Layout, show_all: bool) -> list[dict]:
                      "Command": command, "Created": c.config["Created"],
                      "CreatedAgo": ago(c.config["Created"], now), "State": state["Status"],
                      "Status": status_line(state, now), "ExitCode": state["ExitCode"],
-                     "Pid": state["Pid"], "Names": c.name})
+                     "Pid": state["Pid"], "Names": c.name,
+                     "Labels": c.config["Config"].get("Labels") or {},
+                     "Mounts": c.config.get("Mounts") or [],
+                     "Network": c.config["HostConfig"].get("NetworkMode", ""),
+                     "RWLayer": c.config.get("RWLayer")})
     return rows

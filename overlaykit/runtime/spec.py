@@ -15,6 +15,7 @@ from overlaykit.runtime.mounts import resolve
 from overlaykit.runtime.mounttable import Mount, plan
 from overlaykit.runtime.mountspec import specs_from_record
 from overlaykit.runtime.security import Security, security_of
+from overlaykit.runtime.userns import IdMap, of_record as idmap_of, remap_table
 from overlaykit.store import overlay2
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
@@ -41,9 +42,12 @@ class RunOptions:
     hostname: str | None = None
     tty: bool = False
     stdin_open: bool = False
-    network: str = "none"
+    network: str = "none"            # none, host, bridge or a network's name
+    publish: tuple[str, ...] = ()    # -p [IP:][HOSTPORT:]CONTAINERPORT[/PROTO], as typed
+    publish_all: bool = False        # -P: every exposed port, to a port the kernel picks
     read_only: bool = False
     auto_remove: bool = False
+    restart: str | None = None       # --restart no|on-failure[:N]|always|unless-stopped
     stop_signal: str | None = None   # --stop-signal (else the image's STOPSIGNAL)
     stop_timeout: int | None = None  # --stop-timeout, seconds (else stop's 10)
     volumes: tuple[str, ...] = ()   # -v, as typed
@@ -59,6 +63,7 @@ class RunOptions:
     cap_add: tuple[str, ...] = ()    # --cap-add, as typed
     cap_drop: tuple[str, ...] = ()   # --cap-drop, as typed
     security_opt: tuple[str, ...] = ()  # --security-opt, as typed
+    userns_remap: str | None = None  # --userns-remap default|USER[:GROUP]|UID:GID:SIZE
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class ContainerSpec:
     privileged: bool = False      # --privileged: no masked paths, /sys rw, the host's devices
     cgroup: Cgroup | None = None  # where PID 1 goes first (None: no cgroupfs mounted)
     resources: Resources = Resources()  # its limits and device rules
+    idmap: IdMap | None = None    # --userns-remap: its root's host ids (None: the host's root)
 
 
 def merge_env(base: list[str], overrides: list[str]) -> list[str]:
@@ -155,9 +161,9 @@ def container_config(image_config: dict, image_ref: str, options: RunOptions,
     if not workdir.startswith("/"):
         where = "-w" if options.workdir is not None else "image WorkingDir"
         raise OverlaykitError(f"{command}: {where} {workdir}: the working directory must be an absolute path")
-    if options.network not in NETWORK_MODES:
-        raise OverlaykitError(f"{command}: --network {options.network}: "
-                              f"only {' and '.join(NETWORK_MODES)} are supported")
+    if options.network not in NETWORK_MODES:  # "bridge" or a network of the store (create checks)
+        from overlaykit.store.networks import check_name
+        check_name(options.network, f"{command}: --network")
     hostname = options.hostname or (os.uname().nodename if options.network == "host"
                                     else container_id[:12])
     stop = _stop_settings(image, options, command)
@@ -212,6 +218,7 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
     config, host = container.config["Config"], container.config["HostConfig"]
     privileged = bool(host.get("Privileged"))
     devices = tuple(resolve_device(d) for d in host.get("Devices") or ())
+    idmap = idmap_of(host)
     return ContainerSpec(
         id=container.id,
         argv=tuple(argv_of(config)),
@@ -224,11 +231,13 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
         network=host["NetworkMode"],
         read_only=host["ReadonlyRootfs"],
         rootfs=overlay2.merged_dir(layout, container.config["RWLayer"]),
-        mounts=plan([(layout.container_file(container.id, name), target)
-                     for name, target in ETC_FILES],
-                    resolve(layout, specs_from_record(container.config)), privileged, devices),
+        mounts=remap_table(plan([(layout.container_file(container.id, name), target)
+                                 for name, target in ETC_FILES],
+                                resolve(layout, specs_from_record(container.config)), privileged,
+                                devices), idmap),
         security=security_of(host),
         privileged=privileged,
         cgroup=cgroup_of(container.id),
         resources=resources_of(host, tuple(d.rule for d in devices)),
+        idmap=idmap,
     )

@@ -3,12 +3,19 @@
 Attached, overlaykit itself is the container's parent: it forwards signals to the
 command, relays the pty with -t, and exits with the command's code. Detached (-d, or
 `start` without -a), a supervisor process (double fork, setsid) plays that part and
-outlives overlaykit; the container's output goes to containers/<id>/container.log.
+outlives overlaykit, and restarts the container as its --restart policy says
+(runtime/restart.py). Either way the supervisor carries the container's output
+(runtime/streams.py) into Docker's json-file log, containers/<id>/<id>-json.log
+(runtime/logs.py), and serves `attach` on containers/<id>/attach.sock
+(runtime/attach_server.py).
 """
 
 import os
 import sys
+import time
 import traceback
+from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 from overlaykit.errors import OverlaykitError
@@ -16,11 +23,17 @@ from overlaykit.linux.namespaces import CLONE_NEWPID, unshare
 from overlaykit.linux.proc import start_ticks
 from overlaykit.runtime.cgroups import container_cgroup, oom_killed
 from overlaykit.runtime.child import container_main
+from overlaykit.runtime.attach_server import AttachServer, serving_attach
+from overlaykit.runtime.logs import LogWriter, migrate_plain_log
+from overlaykit.runtime.network_attach import attached
 from overlaykit.runtime.process import (Child, StartError, describe, forwarding_signals,
                                         spawn, wait_for)
 from overlaykit.runtime.rootfs import mounted_rootfs
+from overlaykit.runtime.restart import Backoff, await_restart, next_restart
 from overlaykit.runtime.spec import ContainerSpec, spec_from_record
+from overlaykit.runtime.streams import Local, Stdio, container_stdio, pump, redirect_stdio
 from overlaykit.runtime.tty import relay
+from overlaykit.runtime.userns import close_all, remapped_namespaces
 from overlaykit.runtime.user import User, resolve_user
 from overlaykit.store import containers
 from overlaykit.store.containers import Container
@@ -29,34 +42,72 @@ from overlaykit.store.lock import store_lock
 from overlaykit.store.orphans import settle
 
 
+@dataclass(frozen=True)
+class Outlets:
+    """Where a supervised container's output goes besides its log, and its input comes from."""
+
+    log: LogWriter
+    server: AttachServer   # attached clients
+    local: Local | None    # overlaykit's own terminal, in the foreground
+
+
 def start_attached(layout: Layout, container: Container, stdin: bool, command: str,
-                   on_started: Callable[[], None] | None = None) -> int:
-    """Run the container in the foreground; returns the command's exit code.
+                   on_started: Callable[[], None] | None = None, detached: bool = False) -> int:
+    """Run the container under this process; returns the command's exit code.
 
     stdin: pass overlaykit's stdin on (with the container's -i). on_started is called once
-    the command runs. Whatever happens, the overlay is unmounted before this returns. The
-    supervisor lock is held throughout (containers.supervising), so prune leaves the
-    starting container alone and the next command knows when this process died.
+    the command runs. detached: this is the supervisor of start_detached (no terminal of
+    its own; the --restart policy applies). Whatever happens, the overlay is unmounted
+    before this returns. The supervisor lock is held throughout (containers.supervising),
+    so prune leaves the starting container alone and the next command knows when this
+    process died.
     """
     settle(layout, container.id)  # its last supervisor died: record that exit, or its --rm
     if not containers.exists(layout, container.id):
         raise OverlaykitError(f"No such container: {container.id}")
     with containers.supervising(layout, container.id):
-        return _start_supervised(layout, container, stdin, command, on_started)
+        migrate_plain_log(layout, container.id)
+        with LogWriter(layout.container_log(container.id), partial(_warn, command)) as log, \
+                serving_attach(layout, container.id) as server:
+            outlets = Outlets(log, server, None if detached else Local(0 if stdin else None))
+            code = _start_supervised(layout, container, stdin, command, on_started, outlets)
+            return _keep_restarting(layout, container.id, code, command, outlets) if detached \
+                else code
+
+
+def _keep_restarting(layout: Layout, container_id: str, code: int, command: str,
+                     outlets: Outlets) -> int:
+    """Start the container again for as long as its --restart policy asks; the last exit code."""
+    backoff, started = Backoff(), time.monotonic()
+    while True:
+        delay = next_restart(layout, container_id, code, time.monotonic() - started, backoff)
+        if delay is None or not await_restart(layout, container_id, delay):
+            return code
+        started = time.monotonic()
+        try:
+            code = _start_supervised(layout, containers.load(layout, container_id), False,
+                                     command, None, outlets, restarted=True)
+        except (OverlaykitError, OSError):  # recorded as the failed start; nothing to restart
+            return code
 
 
 def _start_supervised(layout: Layout, container: Container, stdin: bool, command: str,
-                      on_started: Callable[[], None] | None) -> int:
+                      on_started: Callable[[], None] | None, outlets: Outlets,
+                      restarted: bool = False) -> int:
     spec = spec_from_record(layout, container)
     try:
-        with mounted_rootfs(layout, container.config["RWLayer"]) as rootfs, \
-                container_cgroup(spec.cgroup, spec.resources):
+        with mounted_rootfs(layout, container.config["RWLayer"], spec.idmap) as rootfs, \
+                container_cgroup(spec.cgroup, spec.resources), \
+                attached(layout, container, command) as network, \
+                container_stdio(spec.tty, spec.stdin_open and outlets.local is None) as stdio:
             user = resolve_user(rootfs.fd, spec.user, command)
-            child = start_child(spec, user, command)
-            record_running(layout, container.id, child.pid, rootfs.how)
+            child = start_child(spec, user, command, network and network.on_namespaces, stdio)
+            stdio.close_child_ends()
+            record_running(layout, container.id, child.pid, rootfs.how, restarted)
             if on_started is not None:
                 on_started()
-            code = supervise(child, stdin and spec.stdin_open)
+            code = supervise_streams(child, stdio, outlets, spec.stdin_open)
+            outlets.server.end_run(code)
             oom = oom_killed(spec.cgroup)
     except (OverlaykitError, OSError) as e:
         try:
@@ -84,15 +135,27 @@ def _warn(command: str, message: str) -> None:
     sys.stderr.flush()
 
 
-def start_child(spec: ContainerSpec, user: User, command: str) -> Child:
-    """Fork the container's PID 1 and wait until it has exec'd the command.
+def start_child(spec: ContainerSpec, user: User, command: str,
+                on_namespaces: Callable[[int], None] | None = None,
+                stdio: Stdio | None = None) -> Child:
+    """Fork the container's PID 1 and wait until it has exec'd the command; on_namespaces(pid)
+    makes its network devices once it has its network namespace; stdio: the pipes it gets
+    as its stdin, stdout and stderr.
 
     unshare(CLONE_NEWPID) puts this process's next child into a new PID namespace; this
     process stays where it is (and forks nothing else afterwards).
     """
+    namespaces = remapped_namespaces(spec.idmap)  # --userns-remap; its holder is forked first
     unshare(CLONE_NEWPID)
-    return spawn(lambda channel: container_main(spec, user, channel, command), command, spec.id,
-                 die_with_parent=True)
+    fds = stdio.child_fds if stdio is not None else (None, None, None)
+
+    def body(channel):
+        redirect_stdio(fds)
+        container_main(spec, user, channel, command, namespaces)
+    try:
+        return spawn(body, command, spec.id, die_with_parent=True, on_namespaces=on_namespaces)
+    finally:
+        close_all(namespaces)
 
 
 def supervise(child: Child, stdin: bool) -> int:
@@ -103,13 +166,24 @@ def supervise(child: Child, stdin: bool) -> int:
         return wait_for(child.pid)
 
 
-def record_running(layout: Layout, container_id: str, pid: int, mount_path: str) -> None:
+def supervise_streams(child: Child, stdio: Stdio, outlets: Outlets, stdin_open: bool) -> int:
+    """Forward signals and carry the container's stdio until the command exits; its exit code."""
+    with forwarding_signals(child.pid):
+        pump(stdio, child.master, outlets.log, outlets.server, outlets.local, stdin_open)
+        return wait_for(child.pid)
+
+
+def record_running(layout: Layout, container_id: str, pid: int, mount_path: str,
+                   restarted: bool = False) -> None:
+    """The command runs. A start by hand (not restarted by the policy) counts restarts from
+    0 again and forgets a stop, as Docker's start resets its restart manager."""
     with store_lock(layout):
         state = containers.load(layout, container_id).state
+        manual = {} if restarted else {"RestartCount": 0, "HasBeenManuallyStopped": False}
         containers.save_state(layout, container_id, {
-            **state, "Status": "running", "Running": True, "Pid": pid,
+            **state, "Status": "running", "Running": True, "Restarting": False, "Pid": pid,
             "PidStartTime": start_ticks(pid) or 0, "ExitCode": 0, "Error": "", "OOMKilled": False,
-            "StartedAt": containers.timestamp(), "OverlayMount": mount_path})
+            "StartedAt": containers.timestamp(), "OverlayMount": mount_path, **manual})
 
 
 def record_exit(layout: Layout, container_id: str, code: int, oom: bool = False) -> None:
@@ -153,7 +227,8 @@ def start_detached(layout: Layout, container: Container, command: str) -> None:
 
 def _supervise_detached(layout: Layout, container: Container, report_fd: int,
                         command: str) -> None:
-    """The supervisor: a new session, output to the log, the container run as if attached."""
+    """The supervisor: a new session, its own stdio /dev/null, the container run as if attached
+    (its output goes to the log and to attached clients)."""
     reported = False
 
     def report(message: bytes) -> None:
@@ -167,17 +242,24 @@ def _supervise_detached(layout: Layout, container: Container, report_fd: int,
         os.setsid()
         if os.fork() != 0:
             os._exit(0)
-        log = os.open(layout.container_log(container.id),
-                      os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
         start_attached(layout, container, stdin=False, command=command,
-                       on_started=lambda: report(b"ok"))
+                       on_started=lambda: report(b"ok"), detached=True)
     except (OverlaykitError, OSError) as e:
         report(f"E{getattr(e, 'exit_code', 1)} {describe(e)}".encode())
     except BaseException:
-        traceback.print_exc()
+        _log_crash(layout, container.id, traceback.format_exc())
     finally:
         os._exit(0)
+
+
+def _log_crash(layout: Layout, container_id: str, trace: str) -> None:
+    """A bug in a detached supervisor: its traceback goes where its user looks, the container's
+    log (stderr), since its own stderr is /dev/null."""
+    try:
+        with LogWriter(layout.container_log(container_id), lambda message: None) as log:
+            log.write("stderr", f"overlaykit: supervisor: {trace}".encode())
+    except OSError:
+        pass

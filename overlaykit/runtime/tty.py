@@ -67,7 +67,7 @@ def attach_stdio(stdin_open: bool) -> None:
 # --- outside, in overlaykit ---
 
 @contextmanager
-def _resizing(source: int | None, master: int) -> Iterator[None]:
+def resizing(source: int | None, master: int) -> Iterator[None]:
     _copy_size(source, master)
     if source is None:
         yield
@@ -80,7 +80,7 @@ def _resizing(source: int | None, master: int) -> Iterator[None]:
 
 
 @contextmanager
-def _raw(fd: int) -> Iterator[None]:
+def raw_mode(fd: int) -> Iterator[None]:
     saved = termios.tcgetattr(fd)
     _tty.setraw(fd, termios.TCSANOW)  # TCSAFLUSH would drop what was typed ahead
     try:
@@ -97,9 +97,9 @@ def _write_all(fd: int, data: bytes) -> None:
 def relay(master: int, input_fd: int | None, output_fd: int) -> None:
     """Copy input_fd (None: no input) to the pty and the pty to output_fd until the container closes it."""
     size_source = next((fd for fd in (input_fd, output_fd) if fd is not None and os.isatty(fd)), None)
-    raw = _raw(input_fd) if input_fd is not None and os.isatty(input_fd) else nullcontext()
+    raw = raw_mode(input_fd) if input_fd is not None and os.isatty(input_fd) else nullcontext()
     watched = [master] + ([input_fd] if input_fd is not None else [])
-    with raw, _resizing(size_source, master):
+    with raw, resizing(size_source, master):
         while True:
             ready, _, _ = select.select(watched, [], [])
             if master in ready:

@@ -95,7 +95,16 @@ class Layout:
         return os.path.join(self.containers, container_id, "state.json")
 
     def container_log(self, container_id: str) -> str:
+        """Docker's json-file log: one JSON object a line (runtime/logs.py)."""
+        return os.path.join(self.containers, container_id, f"{container_id}-json.log")
+
+    def container_plain_log(self, container_id: str) -> str:
+        """The plain log of containers made before the json-file log, migrated at their next start."""
         return os.path.join(self.containers, container_id, "container.log")
+
+    def container_attach_socket(self, container_id: str) -> str:
+        """Where the container's supervisor serves `attach` (runtime/attach_server.py)."""
+        return os.path.join(self.containers, container_id, "attach.sock")
 
     def container_file(self, container_id: str, name: str) -> str:
         """hosts, hostname, resolv.conf: bind-mounted into the container, as Docker does."""
@@ -113,6 +122,19 @@ class Layout:
 
     def volume_meta(self, name: str) -> str:
         return os.path.join(self.volumes, name, "opts.json")
+
+    # network/: user networks and the default bridge, each with its address leases
+    @property
+    def networks(self) -> str:
+        return os.path.join(self.root, "network")
+
+    def network_file(self, name: str) -> str:
+        return os.path.join(self.root, "network", name + ".json")
+
+    @property
+    def networks_lock(self) -> str:
+        """flock'd while a network's record or leases change (store/networks.py)."""
+        return os.path.join(self.root, "network", ".lock")
 
     # housekeeping
     @property

@@ -55,7 +55,8 @@ def _unsupervised(layout: Layout, ids: list[str]) -> list[containers.Container]:
     """Containers recorded running whose supervisor is gone, and their PID 1 with it."""
     found = [containers.load(layout, cid) for cid in ids if containers.exists(layout, cid)]
     found.sort(key=lambda c: c.config.get("Created", ""), reverse=True)  # as list_containers
-    return [c for c in found if c.state.get("Running") and not containers.is_live(layout, c)]
+    return [c for c in found if (c.state.get("Running") or c.state.get("Restarting"))
+            and not containers.is_live(layout, c)]
 
 
 def settle(layout: Layout, container_id: str | None = None) -> list[str]:
