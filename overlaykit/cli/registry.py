@@ -29,9 +29,8 @@ def pull_image(layout, ref: str, *, platform: str | None = None, insecure: bool 
 
     out = out or sys.stdout
     wanted = parse(ref, "pull")
-    if not quiet:
-        click.echo(f"{wanted.tag or wanted.digest}: Pulling from {wanted.path}", file=out)
-    with LayerLines(out, enabled=not quiet) as lines:
+    header = f"{wanted.tag or wanted.digest}: Pulling from {wanted.path}"
+    with LayerLines(out, header) as lines:
         pulled = pull_(layout, ref, platform, insecure, lines.update if not quiet else None)
     name = f"{wanted.familiar_name}{'@' + wanted.digest if wanted.digest else ':' + wanted.tag}"
     if not quiet:
@@ -40,6 +39,15 @@ def pull_image(layout, ref: str, *, platform: str | None = None, insecure: bool 
         click.echo(f"Status: {status} {name}", file=out)
     click.echo(name, file=out)
     return pulled.image
+
+
+def pull_missing(layout, ref: str):
+    """What `run` and `create` do with an image the store lacks, as Docker: say so and pull it,
+    the progress on stderr so that stdout stays the container's."""
+    from overlaykit.image.reference import normalize
+    shown = normalize(ref) if "@" not in ref else ref
+    click.echo(f"Unable to find image '{shown}' locally", err=True)
+    return pull_image(layout, ref, out=sys.stderr)
 
 
 @click.command()
@@ -53,9 +61,8 @@ def push(layout, ref: str, quiet: bool, insecure: bool) -> None:
     from overlaykit.store.push import push as push_
 
     wanted = parse(ref, "push")
-    if not quiet:
-        click.echo(f"The push refers to repository [{wanted.name}]")
-    with LayerLines(sys.stdout, enabled=not quiet) as lines:
+    header = f"The push refers to repository [{wanted.name}]"
+    with LayerLines(sys.stdout, header) as lines:
         pushed = push_(layout, ref, insecure, lines.update if not quiet else None)
     click.echo(f"{wanted.tag}: digest: {pushed.digest} size: {pushed.size}")
 
@@ -113,9 +120,9 @@ class LayerLines:
     """One line per layer, as Docker prints them: redrawn in place with a bar on a terminal;
     elsewhere each change of status once, so a log reads as a list of steps."""
 
-    def __init__(self, out, enabled: bool = True):
-        self._out, self._enabled = out, enabled
-        self._tty = enabled and out.isatty()
+    def __init__(self, out, header: str | None = None):
+        self._out, self._header = out, header
+        self._tty = out.isatty()
         self._lines: dict[str, str] = {}
         self._status: dict[str, str] = {}
         self._drawn = 0
@@ -132,6 +139,9 @@ class LayerLines:
 
     def update(self, layer: str, status: str, done: int, total: int) -> None:
         with self._lock:
+            if self._header:  # once the registry answered: a failure before it is one line
+                click.echo(self._header, file=self._out)
+                self._header = None
             if status in ("Downloading", "Pushing"):
                 self._lines[layer] = f"{layer}: {status} {_bar(done, total)}"
             else:
