@@ -139,8 +139,9 @@ class Registry:
                 missing: str | None = None):
         """One request; on 401 the challenge is answered and the request made once more."""
         for attempt in (0, 1):
-            response = self._send(method, path, dict(headers or {}), body, scope)
-            if response.status == 401 and attempt == 0 and self._answer(response, scope):
+            sent = self._authorization(scope)
+            response = self._send(method, path, dict(headers or {}), body, sent)
+            if response.status == 401 and attempt == 0 and self._answer(response, scope, sent):
                 response.close()
                 continue
             break
@@ -173,9 +174,8 @@ class Registry:
             return f"{missing}: {said or 'not found'}"
         return f"{self.domain}: {said or f'HTTP {status}'} (HTTP {status})"
 
-    def _send(self, method: str, path: str, headers: dict, body: bytes | None, scope: str):
+    def _send(self, method: str, path: str, headers: dict, body: bytes | None, auth: str | None):
         """Send once (redirects followed, without our credentials if they lead elsewhere)."""
-        auth = self._authorization(scope)
         if auth:
             headers["Authorization"] = auth
         headers.setdefault("User-Agent", "overlaykit")
@@ -204,8 +204,9 @@ class Registry:
             return connection.getresponse()
         except ssl.SSLCertVerificationError as e:
             connection.close()
-            raise OverlaykitError(f"{self.what}: {host}: TLS: {e.verify_message or e.reason}: put the "
-                                  f"registry's CA in /etc/docker/certs.d/{host}/ca.crt, or use --insecure") from None
+            raise OverlaykitError(f"{self.what}: {host}: TLS: certificate verify failed "
+                                  f"({e.verify_message or e.reason}): put the registry's CA in "
+                                  f"/etc/docker/certs.d/{host}/ca.crt, or use --insecure") from None
         except (OSError, http.client.HTTPException) as e:
             connection.close()
             raise OverlaykitError(f"{self.what}: {host}: cannot connect: {_reason(e)}") from None
@@ -255,13 +256,14 @@ class Registry:
             return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         return None
 
-    def _answer(self, response: http.client.HTTPResponse, scope: str) -> bool:
-        """Take the 401's challenge: True when the request is worth making once more."""
+    def _answer(self, response: http.client.HTTPResponse, scope: str, sent: str | None) -> bool:
+        """Take the 401's challenge: True when the request is worth making once more (not when
+        the login was sent already: then it is wrong). Other threads may have taken it meanwhile."""
         challenge = response.getheader("WWW-Authenticate") or ""
         kind, _, rest = challenge.partition(" ")
         params = dict(_CHALLENGE.findall(rest))
         if kind.lower() == "basic":
-            if not self._login or self._basic:
+            if not self._login or (sent or "").startswith("Basic "):
                 return False
             self._basic = True
             return True
