@@ -31,9 +31,11 @@ demo: deps $(IMAGE)
 test: deps $(IMAGE)
 	$(BIN)/python -m pytest -q
 
-# Debian's docker.io (dockerd, started by the tests on a socket of their own) and skopeo.
+# Debian's docker.io (dockerd, started by the tests on a socket of their own), skopeo, and
+# docker-registry (started by the registry tests on 127.0.0.1) with apache2-utils' bcrypt
+# htpasswd and openssl for its auth and TLS variants.
 test-interop: deps
-	@missing=""; for p in docker.io skopeo; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in docker.io skopeo docker-registry apache2-utils openssl; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
 	$(BIN)/python -m pytest -q -m interop -o addopts=''
 
