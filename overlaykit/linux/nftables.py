@@ -68,3 +68,10 @@ def list_rules(family: str, table: str) -> list[dict]:
         return []
     return [item["rule"] for item in json.loads(output or '{"nftables": []}')["nftables"]
             if "rule" in item]
+
+
+def delete_rules(family: str, table: str, rules: list[dict], what: str = "delete rules") -> None:
+    """Delete these rules (as list_rules gave them) in one transaction."""
+    if rules:
+        run("".join(f"delete rule {family} {table} {r['chain']} handle {r['handle']}\n"
+                    for r in rules), what)

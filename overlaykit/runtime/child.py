@@ -17,7 +17,7 @@ from overlaykit.runtime.cgroups import enter as enter_cgroup
 from overlaykit.runtime.mounts import make_dirs
 from overlaykit.runtime.mounttable import apply_mounts, make_root_readonly, prepare_root
 from overlaykit.runtime.network import bring_up_loopback
-from overlaykit.runtime.process import exec_as
+from overlaykit.runtime.process import await_network, exec_as, report_namespaces
 from overlaykit.runtime.security import prepare
 from overlaykit.runtime.spec import ContainerSpec, process_env
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
@@ -44,12 +44,14 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
     confinement = prepare(spec.security)  # the seccomp filter built while libseccomp is in reach
     enter_cgroup(spec.cgroup)  # first: limited before it mounts, forks or execs anything
     enter_namespaces(spec.network)
+    if spec.network != "host":
+        report_namespaces(channel)  # the parent makes its devices meanwhile; await_network below
     root = prepare_root(spec.mounts, spec.rootfs, spec.privileged)
     apply_mounts(root, spec.mounts)
     make_workdir(root, spec.workdir)
     os.close(root)
     sethostname(spec.hostname)
-    if spec.network == "none":
+    if spec.network != "host":
         bring_up_loopback()
     pivot_into(spec.rootfs)
     os.chdir(spec.workdir)
@@ -59,5 +61,7 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
         attach_terminal(channel, user, console=True)
     else:
         attach_stdio(spec.stdin_open)
+    if spec.network != "host":
+        await_network(channel)
     exec_as(user, spec.argv, process_env(spec.env, spec.hostname, spec.tty, user.home), command,
             confinement)

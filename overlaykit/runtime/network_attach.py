@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.runtime.etc_options import extra_hosts
 from overlaykit.runtime.network import DEFAULT_HOSTS
 from overlaykit.runtime.network_ports import Binding, bindings_of, dnat_rules
 from overlaykit.store import containers, networks
@@ -71,8 +72,8 @@ class Attachment:
                 network_bridge.ensure(self.layout, ipr, endpoint.network)
                 netlink.add_veth(ipr, endpoint.veth, endpoint.network["Bridge"], pid,
                                  endpoint.inner, endpoint.mac)
-                netlink.set_alias(ipr, endpoint.veth, network_bridge.device_alias(
-                    self.layout, f"ctr {self.container.id[:12]}"))
+                netlink.set_alias(ipr, endpoint.veth,
+                                  veth_alias(self.layout, self.container.id, endpoint.network))
         with netlink.inside(pid) as ipr:
             for i, endpoint in enumerate(self.endpoints):
                 netlink.configure(ipr, endpoint.inner, endpoint.address, endpoint.prefixlen,
@@ -97,11 +98,24 @@ class Attachment:
             with netlink.host() as ipr:
                 for endpoint in self.endpoints:
                     netlink.delete_link(ipr, endpoint.veth)
-        release(self.layout, self.container.id, [e.network["Name"] for e in self.endpoints])
+        joined = networks.container_networks(containers.load(self.layout, self.container.id).config) \
+            if containers.exists(self.layout, self.container.id) else []
+        release(self.layout, self.container.id,  # and those `network connect` added meanwhile
+                list(dict.fromkeys([e.network["Name"] for e in self.endpoints] + joined)))
 
 
 def veth_name(container_id: str, n: int) -> str:
     return f"okv{container_id[:9]}{n}"  # 13 of IFNAMSIZ's 15
+
+
+def veth_alias(layout: Layout, container_id: str, network: dict) -> str:
+    """What finds a veth again: the store, the container, the network."""
+    from overlaykit.runtime.network_bridge import device_alias
+    return device_alias(layout, f"ctr {container_id[:12]} net {network['Id'][:12]}")
+
+
+def _first_free(taken: list[str], name) -> str:
+    return next(name(n) for n in range(100) if name(n) not in taken)
 
 
 def joins_networks(container: Container) -> bool:
@@ -177,13 +191,16 @@ def _record(layout: Layout, container_id: str, attachment: Attachment) -> None:
     for b in attachment.bindings:
         ports.setdefault(f"{b.container_port}/{b.proto}", []).append(
             {"HostIp": b.host_ip or "0.0.0.0", "HostPort": str(b.host_port)})
-    settings = {"Networks": {e.network["Name"]: {
-        "NetworkID": e.network["Id"], "IPAddress": e.address, "IPPrefixLen": e.prefixlen,
-        "Gateway": e.network["Gateway"], "MacAddress": e.mac} for e in attachment.endpoints},
-        "Ports": ports}
+    settings = {"Networks": {e.network["Name"]: _settings(e) for e in attachment.endpoints},
+                "Ports": ports}
     with store_lock(layout):
         state = containers.load(layout, container_id).state
         containers.save_state(layout, container_id, {**state, "NetworkSettings": settings})
+
+
+def _settings(e: Endpoint) -> dict:
+    return {"NetworkID": e.network["Id"], "IPAddress": e.address, "IPPrefixLen": e.prefixlen,
+            "Gateway": e.network["Gateway"], "MacAddress": e.mac}
 
 
 def release(layout: Layout, container_id: str, names: list[str]) -> None:
@@ -224,6 +241,7 @@ def hosts_text(layout: Layout, config: dict, container_id: str) -> str:
     if own:
         lines.append(f"{own[0]}\t{config['Config']['Hostname']}\n")
     lines += [f"{address}\t{' '.join(names)}\n" for address, names in sorted(peers.items())]
+    lines.append(extra_hosts(layout, config["HostConfig"]))  # --add-host, kept on every rewrite
     return "".join(lines)
 
 
@@ -250,3 +268,62 @@ def _rewrite_in_place(path: str, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
         f.truncate()
+
+
+def join_running(layout: Layout, container: Container, name: str, command: str) -> None:
+    """`network connect` of a running container: a lease, a veth as eth<n>, the hosts files."""
+    from overlaykit.linux import netlink
+    from overlaykit.runtime import network_bridge
+    with networks.locked(layout):
+        network = networks.load(layout, name)
+        address = networks.lease(layout, network, container.id)
+        networks.save(layout, network)
+    pid = container.state["Pid"]
+    with netlink.inside(pid) as ipr:
+        inner = _first_free(netlink.link_names(ipr), lambda n: f"eth{n}")
+    with netlink.host() as ipr:
+        veth = _first_free(netlink.link_names(ipr), lambda n: veth_name(container.id, n))
+    endpoint = Endpoint(network, address, veth, inner)
+    try:
+        with netlink.host() as ipr:
+            network_bridge.ensure(layout, ipr, network)
+            netlink.add_veth(ipr, endpoint.veth, network["Bridge"], pid, endpoint.inner, endpoint.mac)
+            netlink.set_alias(ipr, endpoint.veth, veth_alias(layout, container.id, network))
+        with netlink.inside(pid) as ipr:
+            netlink.configure(ipr, endpoint.inner, address, endpoint.prefixlen, None)
+    except BaseException:
+        with netlink.host() as ipr:
+            netlink.delete_link(ipr, endpoint.veth)
+        release(layout, container.id, [name])
+        raise
+    with networks.locked(layout):
+        _rewrite_in_place(container.config["HostsPath"],
+                          hosts_text(layout, container.config, container.id))
+        _refresh_peers(layout, [endpoint], container.id)
+    _record_endpoint(layout, container.id, name, _settings(endpoint))
+
+
+def leave_running(layout: Layout, container: Container, name: str) -> None:
+    """`network disconnect` of a running container: its veth (and eth<n> with it), its lease."""
+    from overlaykit.linux import netlink
+    alias = veth_alias(layout, container.id, networks.load(layout, name))
+    with netlink.host() as ipr:
+        for veth, found in netlink.aliased_links(ipr, alias).items():
+            if found == alias:
+                netlink.delete_link(ipr, veth)
+    release(layout, container.id, [name])
+    remaining = {**container.config, "NetworkSettings": {"Networks": {
+        k: v for k, v in container.config["NetworkSettings"]["Networks"].items() if k != name}}}
+    with networks.locked(layout):
+        _rewrite_in_place(container.config["HostsPath"], hosts_text(layout, remaining, container.id))
+    _record_endpoint(layout, container.id, name, None)
+
+
+def _record_endpoint(layout: Layout, container_id: str, name: str, settings: dict | None) -> None:
+    """state.json's NetworkSettings.Networks[name] set (or dropped, with None) while it runs."""
+    with store_lock(layout):
+        state = containers.load(layout, container_id).state
+        current = dict(state.get("NetworkSettings") or {"Networks": {}, "Ports": {}})
+        joined = {k: v for k, v in (current.get("Networks") or {}).items() if k != name}
+        current["Networks"] = {**joined, **({name: settings} if settings else {})}
+        containers.save_state(layout, container_id, {**state, "NetworkSettings": current})

@@ -73,9 +73,7 @@ def delete_rules(comment_prefix: str, keep=lambda comment: False) -> list[str]:
         return []
     found = [r for r in nftables.list_rules("ip", "overlaykit")
              if r.get("comment", "").startswith(comment_prefix) and not keep(r["comment"])]
-    if found:
-        nftables.run("".join(f"delete rule ip overlaykit {r['chain']} handle {r['handle']}\n"
-                             for r in found), "delete rules")
+    nftables.delete_rules("ip", "overlaykit", found)
     return [r["comment"] for r in found]
 
 

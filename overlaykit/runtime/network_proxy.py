@@ -77,6 +77,7 @@ def _serve(bound: list[tuple[Binding, socket.socket]], address: str, parent: int
     kill_when_parent_dies()
     if os.getppid() != parent:  # the supervisor died before the line above
         os._exit(0)
+    _keep_only([sock.fileno() for _, sock in bound])
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
@@ -88,6 +89,21 @@ def _serve(bound: list[tuple[Binding, socket.socket]], address: str, parent: int
     for t in threads:
         t.join()
     os._exit(0)
+
+
+def _keep_only(keep: list[int]) -> None:
+    """Nothing the supervisor holds stays open here but the sockets: not the pipe that tells
+    `run -d` the container started (its end-of-file), not the terminal, not a lock."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _accept(listener: socket.socket, target: tuple[str, int]) -> None:

@@ -26,3 +26,11 @@ def network_record(layout: Layout, network: str, publish: tuple[str, ...], publi
     return ({"ExposedPorts": exposed} if exposed else {},
             {"PortBindings": bindings, "PublishAllPorts": publish_all},
             {"NetworkSettings": {"Networks": joined}})
+
+
+def inspect_settings(config: dict, state: dict) -> dict:
+    """inspect's NetworkSettings: as the start made them while the container runs (addresses,
+    ports the kernel picked), else its networks without addresses."""
+    if state.get("Running") and state.get("NetworkSettings"):
+        return state["NetworkSettings"]
+    return {"Networks": {name: {} for name in networks.container_networks(config)}, "Ports": {}}

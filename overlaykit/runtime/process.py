@@ -5,6 +5,8 @@ The child reports over a SOCK_SEQPACKET socketpair whose end closes on exec: a m
 machine refused a step), "T" carries the pty master it opened inside the container, and
 end-of-file means exec succeeded. The parent waits for that answer before it calls the
 container running, so `run` can print the one error line and exit with Docker's code.
+"N" says the child has its network namespace: the parent makes its network devices (the
+on_namespaces callback) and answers "C"; the child waits for that before exec.
 
 The final exec goes through the sealed exec trampoline (linux/trampoline.py), so no process
 the container can see ever runs the host's Python after it: "F<line start>" tells the parent
@@ -58,7 +60,8 @@ def describe(e: BaseException) -> str:
 
 
 def spawn(body: Callable[[socket.socket], NoReturn], command: str, container_id: str,
-          die_with_parent: bool = False) -> Child:
+          die_with_parent: bool = False,
+          on_namespaces: Callable[[int], None] | None = None) -> Child:
     """Fork; the child runs body(channel), which must exec. Raises StartError if it did not.
 
     The child is born undumpable (so the container never opens its /proc/<pid>/exe, the
@@ -96,7 +99,7 @@ def spawn(body: Callable[[socket.socket], NoReturn], command: str, container_id:
     child_end.close()
     os.close(trampoline)
     try:
-        return _await_exec(pid, parent_end)
+        return _await_exec(pid, parent_end, on_namespaces)
     except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise
@@ -104,7 +107,8 @@ def spawn(body: Callable[[socket.socket], NoReturn], command: str, container_id:
         parent_end.close()
 
 
-def _await_exec(pid: int, parent_end: socket.socket) -> Child:
+def _await_exec(pid: int, parent_end: socket.socket,
+                on_namespaces: Callable[[int], None] | None) -> Child:
     """Read the child's reports until the channel closes on exec."""
     master = None
     exec_failure = ""
@@ -112,7 +116,9 @@ def _await_exec(pid: int, parent_end: socket.socket) -> Child:
         data, fds, _, _ = socket.recv_fds(parent_end, 65536, 1)
         if not data:
             return Child(pid, master)
-        if data[:1] == b"T":
+        if data[:1] == b"N":
+            _make_network(pid, parent_end, on_namespaces)
+        elif data[:1] == b"T":
             master = fds[0]
         elif data[:1] == b"F":
             exec_failure = data[1:].decode(errors="replace")
@@ -126,6 +132,34 @@ def _await_exec(pid: int, parent_end: socket.socket) -> Child:
                                  127 if error == errno.ENOENT else 126)
             code, _, message = data[1:].decode(errors="replace").partition(" ")
             raise StartError(message, int(code))
+
+
+def _make_network(pid: int, parent_end: socket.socket,
+                  on_namespaces: Callable[[int], None] | None) -> None:
+    """The child waits in its new network namespace: make what it needs there, then let it go
+    on ("C"); if that fails, the child is killed before it runs anything of the container's."""
+    try:
+        if on_namespaces is not None:
+            on_namespaces(pid)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    try:
+        parent_end.send(b"C")
+    except OSError:
+        pass  # the child failed meanwhile: its "E" report is next on the channel
+
+
+def report_namespaces(channel: socket.socket) -> None:
+    """In the child: tell the parent its network namespace is there (it answers after await_network)."""
+    channel.send(b"N")
+
+
+def await_network(channel: socket.socket) -> None:
+    """In the child: wait until the parent made its network devices ("C")."""
+    if channel.recv(16) != b"C":
+        os._exit(1)  # the parent is gone, or killing this child
 
 
 def send_master(channel: socket.socket, master: int) -> None:

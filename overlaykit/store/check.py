@@ -58,7 +58,14 @@ def _findings(layout: Layout, verify_digests: bool) -> list[Finding]:
         return []
     store = _Store.read(layout)
     return (store.link_findings() + store.container_findings() + store.layer_findings(verify_digests)
-            + store.image_findings() + store.orphan_findings() + store.volume_findings())
+            + store.image_findings() + store.orphan_findings() + store.volume_findings()
+            + _network_findings(layout))
+
+
+def _network_findings(layout: Layout) -> list[Finding]:
+    """Leases, nftables rules and devices that dead containers or removed networks left."""
+    from overlaykit.store import network_sweep
+    return [Finding(stray.problem, stray.remove) for stray in network_sweep.strays(layout)]
 
 
 @dataclass

@@ -147,6 +147,8 @@ def lease(layout: Layout, network: dict, container_id: str) -> str:
 
 
 def container_networks(config: dict) -> list[str]:
-    """The networks a container record is connected to, in the order it joined them."""
-    settings = (config.get("NetworkSettings") or {}).get("Networks") or {}
-    return list(settings)
+    """The networks a container record is connected to: its --network first (its eth0 and
+    default route), then those `network connect` added, by name (records keep keys sorted)."""
+    joined = sorted((config.get("NetworkSettings") or {}).get("Networks") or {})
+    primary = (config.get("HostConfig") or {}).get("NetworkMode")
+    return [primary] + [n for n in joined if n != primary] if primary in joined else joined

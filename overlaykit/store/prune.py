@@ -17,7 +17,7 @@ import errno
 import os
 
 from overlaykit.linux.tree import remove_tree
-from overlaykit.store import containers, layers, orphans, overlay2, staging
+from overlaykit.store import containers, layers, network_sweep, orphans, overlay2, staging
 from overlaykit.store.files import list_names
 from overlaykit.store.images import used_chain_ids
 from overlaykit.store.layout import Layout
@@ -37,6 +37,7 @@ def prune(layout: Layout) -> list[str]:
         done += _remove_orphan_dirs(layout)
         done += overlay2.repair_links(layout)
         done += _remove_stray_cgroups(layout)
+        done += network_sweep.sweep(layout)  # leases, rules and devices of dead containers
         return done
 
 

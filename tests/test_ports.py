@@ -1,0 +1,85 @@
+"""-p and -P: a published port answers on 127.0.0.1 (the userland proxy) and on the host's
+other addresses (nftables DNAT), is refused when taken, and goes with the container."""
+
+import json
+import os
+import socket
+
+from tests.network_helpers import HTTPD, devices, fetch, inspect, leases, netns, overlaykit_rules
+
+__all__ = ["netns"]  # the fixture
+
+
+def test_a_published_port_answers_on_127_0_0_1(cli, demo, netns):
+    cli("run", "-d", "--name", "web", "-p", "127.0.0.1:18080:8080", "--network", "bridge", demo,
+        "sh", "-c", HTTPD, check=True)
+    assert fetch("http://127.0.0.1:18080/").startswith("hello from ")
+    ports = inspect(cli, "web")["NetworkSettings"]["Ports"]
+    assert ports == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}
+    assert inspect(cli, "web")["HostConfig"]["PortBindings"] == {
+        "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}
+
+
+def test_a_published_port_is_translated_for_the_hosts_own_address(cli, demo, netns):
+    """The DNAT rule, not the proxy: the output hook sends the host's own address to the container."""
+    cli("run", "-d", "--name", "web", "-p", "18082:8080", "--network", "bridge", demo,
+        "sh", "-c", HTTPD, check=True)
+    comments = overlaykit_rules()
+    assert sum(" ctr " in c for c in comments) == 2  # prerouting and output
+    # The gateway is an address of this host: its packets pass the output hook's DNAT.
+    assert fetch("http://172.30.0.1:18082/").startswith("hello from ")
+
+
+def test_publish_without_a_host_port_gets_one_from_the_kernel(cli, demo, netns):
+    cli("run", "-d", "--name", "web", "-p", "8080", "--network", "bridge", demo,
+        "sh", "-c", HTTPD, check=True)
+    [binding] = inspect(cli, "web")["NetworkSettings"]["Ports"]["8080/tcp"]
+    assert int(binding["HostPort"]) > 0
+    assert fetch(f"http://127.0.0.1:{binding['HostPort']}/").startswith("hello from ")
+
+
+def test_publish_all_publishes_what_was_exposed(cli, demo, netns):
+    cli("run", "-d", "--name", "web", "-P", "-p", "8080", "--network", "bridge", demo,
+        "sh", "-c", HTTPD, check=True)
+    record = inspect(cli, "web")
+    assert record["Config"]["ExposedPorts"] == {"8080/tcp": {}}
+    assert record["HostConfig"]["PublishAllPorts"] is True
+    port = record["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+    assert fetch(f"http://127.0.0.1:{port}/").startswith("hello from ")
+
+
+def test_a_port_in_use_fails_the_run_and_makes_nothing(cli, demo, netns, layout):
+    with socket.create_server(("127.0.0.1", 18083)):
+        proc = cli("run", "--rm", "-p", "127.0.0.1:18083:80", "--network", "bridge", demo, "true")
+    assert proc.returncode == 125
+    assert proc.stderr == "overlaykit: run: Bind for 127.0.0.1:18083 failed: port is already allocated\n"
+    assert leases(layout, "bridge") == {}
+    assert [d for d in devices() if d.startswith("okv")] == []
+    assert not any(" ctr " in c for c in overlaykit_rules())
+    assert json.loads(cli("ps", "-a", "--json", check=True).stdout) == []  # --rm took it
+
+
+def test_bad_publish_specs_are_one_line_and_125(cli, demo, netns, layout):
+    for spec, message in [("80/sctp", "invalid protocol 'sctp' (tcp or udp)"),
+                          ("99999:80", "invalid host port '99999'"),
+                          ("1.2.3:80:80", "invalid IP address '1.2.3'"),
+                          ("8000-8001:80", "port ranges are not supported")]:
+        proc = cli("run", "--rm", "-p", spec, "--network", "bridge", demo, "true")
+        assert (proc.returncode, proc.stderr) == (125, f"overlaykit: run: -p {spec}: {message}\n")
+    proc = cli("run", "--rm", "-p", "80:80", "--network", "none", demo, "true")
+    assert proc.returncode == 125
+    assert proc.stderr == ("overlaykit: run: published ports need a network; "
+                           "--network none has none\n")
+    assert not os.path.exists(layout.containers) or os.listdir(layout.containers) == []
+
+
+def test_ports_and_proxy_go_when_the_container_stops(cli, demo, netns):
+    cli("run", "-d", "--name", "web", "-p", "127.0.0.1:18084:8080", "--network", "bridge", demo,
+        "sh", "-c", HTTPD, check=True)
+    fetch("http://127.0.0.1:18084/")
+    cli("stop", "-t", "1", "web", check=True)
+    assert not any(" ctr " in c for c in overlaykit_rules())
+    with socket.create_server(("127.0.0.1", 18084)):  # free again: the proxy is gone
+        pass
+    cli("start", "web", check=True)  # and made again at the next start
+    assert fetch("http://127.0.0.1:18084/").startswith("hello from ")
