@@ -36,16 +36,17 @@ class Entry:
 
 
 # Go's encoder as Docker's jsonlog uses it: <, > and & escaped, \b and \f as \u00XX,
-# U+2028 and U+2029 escaped; json.dumps does the rest the same way.
+# U+2028 and U+2029 escaped, each byte that is not UTF-8 as an escaped U+FFFD (a real
+# U+FFFD stays as it is); json.dumps does the rest the same way.
 _GO_ESCAPES = {"\\b": "\\u0008", "\\f": "\\u000c", "\\\\": "\\\\", "<": "\\u003c",
                ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-_GO_DIFFERENCES = re.compile(r"\\[bf\\]|[<>&\u2028\u2029]")
+_GO_DIFFERENCES = re.compile(r"\\[bf\\]|[<>&\u2028\u2029]|[\udc80-\udcff]")
 
 
 def encode(entry: Entry) -> bytes:
     """One line of the json-file log, byte for byte as dockerd writes it."""
-    text = json.dumps(entry.data.decode("utf-8", "replace"), ensure_ascii=False)
-    text = _GO_DIFFERENCES.sub(lambda m: _GO_ESCAPES[m.group()], text)
+    text = json.dumps(entry.data.decode("utf-8", "surrogateescape"), ensure_ascii=False)
+    text = _GO_DIFFERENCES.sub(lambda m: _GO_ESCAPES.get(m.group(), "\\ufffd"), text)
     return f'{{"log":{text},"stream":"{entry.stream}","time":"{format_nano(entry.ns)}"}}\n'.encode()
 
 
