@@ -53,7 +53,7 @@ def test_resolve_by_name_id_and_prefix(layout, both):
 
 def test_unknown_image_is_one_line(layout, cli, both):
     proc = cli("rmi", "nothere")
-    assert (proc.returncode, proc.stderr) == (1, "overlaykit: No such image: nothere\n")
+    assert (proc.returncode, proc.stderr) == (1, "overlaykit: rmi: nothere: no such image\n")
 
 
 def test_rmi_by_tag_untags_and_keeps_an_image_with_other_tags(layout, cli, both):

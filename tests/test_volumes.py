@@ -89,5 +89,7 @@ def test_prune_removes_unused_anonymous_volumes_and_all_unused_with_a(cli, layou
 def test_prune_asks_first(cli, layout):
     cli("volume", "create", "named", check=True)
     proc = cli("volume", "prune", "-a", input="n\n")
-    assert (proc.returncode, proc.stderr) == (130, "overlaykit: aborted\n")
+    assert (proc.returncode, proc.stderr) == (0, "")  # Docker's answer to no
+    assert proc.stdout == ("WARNING! This will remove all local volumes not used by at least one container.\n"
+                           "Are you sure you want to continue? [y/N] ")
     assert os.path.isdir(layout.volume_data("named"))

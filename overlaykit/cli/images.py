@@ -15,8 +15,11 @@ from overlaykit.cli.output import human_size, print_columns
 @click.pass_obj
 def load(layout, input_: str | None, archive: str | None, quiet: bool) -> None:
     """Load images from a docker-save tar, an OCI archive or layout directory, or stdin."""
+    from overlaykit.image.reference import normalize
+    from overlaykit.store.images import read_tags
     from overlaykit.store.load import load_archive
     source = input_ or archive or "-"
+    before = read_tags(layout)
     if source == "-" and sys.stdin.isatty():
         raise click.UsageError("no archive given and stdin is a terminal")
     try:
@@ -28,6 +31,10 @@ def load(layout, input_: str | None, archive: str | None, quiet: bool) -> None:
         sys.exit(128 + e.signal)
     for image in images:
         for ref in image.tags:
+            old = before.get(normalize(ref))
+            if old is not None and old != image.id:  # Docker's words when a tag moves
+                click.echo(f"The image {normalize(ref)} already exists, renaming the old one "
+                           f"with ID {old} to empty string")
             click.echo(f"Loaded image: {ref}")
         if not image.tags:
             click.echo(f"Loaded image ID: {image.id}")
@@ -84,35 +91,36 @@ class _progress:
 
 
 @click.command()
+@click.argument("repository", required=False, metavar="[REPOSITORY[:TAG]]")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image, in a list.")
 @click.option("-q", "--quiet", is_flag=True, help="Only image IDs.")
+@click.option("-a", "--all", "show_all", is_flag=True, help="Accepted for Docker's sake: there are no intermediate images.")
+@click.option("-f", "--filter", "filter_specs", multiple=True, metavar="KEY=VALUE",
+              help="dangling=true|false, reference=PATTERN, label=KEY[=VALUE], before=, since= (repeatable).")
+@click.option("--format", "fmt", metavar="TEMPLATE",
+              help="A Go template: '{{.Repository}}:{{.Tag}}'; 'table ...' adds a header row.")
+@click.option("--no-trunc", is_flag=True, help="Full image IDs.")
 @click.pass_obj
-def images(layout, as_json: bool, quiet: bool) -> None:
-    """List stored images, newest first."""
-    import json
-    from overlaykit.store.images import image_rows
-    rows = image_rows(layout)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    elif quiet:
-        for row in dict.fromkeys(r["ID"] for r in rows):
-            click.echo(row.split(":", 1)[1][:12])
-    else:
-        print_columns(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-               [[r["Repository"], r["Tag"], r["ID"].split(":", 1)[1][:12],
-                 _ago(r["Created"]), human_size(r["Size"], 3)] for r in rows])
+def images(layout, repository: str | None, as_json: bool, quiet: bool, show_all: bool,
+           filter_specs: tuple[str, ...], fmt: str | None, no_trunc: bool) -> None:
+    """List stored images, newest first (those of REPOSITORY, any spelling of it, if given)."""
+    from overlaykit.cli.listing import print_images
+    print_images(layout, repository, quiet, fmt, no_trunc, filter_specs, as_json)
 
 
 @click.command()
 @click.argument("refs", nargs=-1, required=True)
 @click.option("-f", "--force", is_flag=True, help="Remove an image with several tags by ID.")
 @click.pass_obj
-def rmi(layout, refs: tuple[str, ...], force: bool) -> None:
+def rmi(layout, refs: tuple[str, ...], force: bool) -> int:
     """Untag images, and remove those left without tags, with the layers only they used."""
+    from overlaykit.cli.each import each
     from overlaykit.store.images import remove_image
-    for ref in refs:
+
+    def remove_one(ref: str) -> None:
         for line in remove_image(layout, ref, force=force):
             click.echo(line)
+    return each("rmi", refs, remove_one)
 
 
 @click.command()

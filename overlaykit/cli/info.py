@@ -1,4 +1,4 @@
-"""`info` (the store and what this kernel's overlayfs offers) and `prune` (clean up the store)."""
+"""`info`: the store and what this kernel's overlayfs offers."""
 
 import click
 
@@ -35,12 +35,3 @@ def info(layout, as_json: bool) -> None:
     click.echo("Overlay module parameters:")
     for name, value in facts["OverlayParameters"].items():
         click.echo(f"  {name}: {value}")
-
-
-@click.command()
-@click.pass_obj
-def prune(layout) -> None:
-    """Remove staging leftovers, unused layers and directories, dangling links, stale mounts."""
-    from overlaykit.store.prune import prune as prune_store
-    for line in prune_store(layout):
-        click.echo(line)

@@ -2,8 +2,6 @@
 
 import click
 
-from overlaykit.errors import OverlaykitError
-
 
 def _image(layout, name: str) -> dict | None:
     from overlaykit.store.images import find, inspect_image
@@ -24,14 +22,25 @@ LOOKUPS = [_container, _image]
 
 @click.command()
 @click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE",
+              help="A Go template per object: '{{.State.Pid}}', '{{json .Config}}'.")
 @click.pass_obj
-def inspect(layout, names: tuple[str, ...]) -> None:
-    """Show images as a JSON list: config, tags, and each layer with its chain ID and directory."""
+def inspect(layout, names: tuple[str, ...], fmt: str | None) -> int:
+    """Show containers and images as a JSON list (or each through a Go template with -f);
+    a name that is not found is said at the end, after the others, with exit code 1."""
     import json
-    found = []
+    found, missing = [], []
     for name in names:
         result = next((r for r in (lookup(layout, name) for lookup in LOOKUPS) if r is not None), None)
         if result is None:
-            raise OverlaykitError(f"inspect: No such object: {name}")
-        found.append(result)
-    click.echo(json.dumps(found, indent=4))
+            missing.append(name)
+        else:
+            found.append(result)
+    if fmt is not None:
+        from overlaykit.cli.formatter import render_objects
+        click.echo(render_objects(fmt, found, "inspect"), nl=False)
+    else:
+        click.echo(json.dumps(found, indent=4))
+    for name in missing:
+        click.echo(f"overlaykit: inspect: No such object: {name}", err=True)
+    return 1 if missing else 0

@@ -2,7 +2,6 @@
 
 import click
 
-from overlaykit.cli.output import human_size
 from overlaykit.errors import OverlaykitError
 
 
@@ -85,15 +84,10 @@ def rm(layout, names: tuple[str, ...], force: bool) -> None:
 @click.pass_obj
 def prune(layout, everything: bool, force: bool) -> None:
     """Remove the volumes no container uses: anonymous ones (Docker 23+), or all with -a."""
-    from overlaykit.store import volumes
-    if not force:
-        which = "local volumes" if everything else "anonymous local volumes"
-        click.confirm(f"WARNING! This will remove {which} not used by at least one container.\n"
-                      "Are you sure you want to continue?", abort=True)
-    removed = volumes.prune(layout, everything)
-    if removed:
-        click.echo("Deleted Volumes:")
-        for name, _ in removed:
-            click.echo(name)
-        click.echo()
-    click.echo(f"Total reclaimed space: {human_size(sum(size for _, size in removed), 4)}")
+    from overlaykit.cli.system import confirm, print_pruned
+    from overlaykit.runtime.reclaim import prune_volumes
+    which = "all local volumes" if everything else "anonymous local volumes"
+    if not force and not confirm(f"WARNING! This will remove {which} not used by at least one container."):
+        return  # Docker's answer to no: nothing more, exit 0
+    pruned = prune_volumes(layout, everything)
+    print_pruned([("Deleted Volumes", pruned.lines)], pruned.reclaimed)

@@ -217,7 +217,8 @@ def image_rows(layout: Layout) -> list[dict]:
     rows = []
     for image in list_images(layout):
         base = {"ID": image.id, "Created": image.config.get("created"),
-                "Size": image_size(layout, image)}
+                "Size": image_size(layout, image),
+                "Labels": (image.config.get("config") or {}).get("Labels") or {}}
         for ref in image.tags or ("<none>:<none>",):
             name, tag_ = split(ref) if ref != "<none>:<none>" else ("<none>", "<none>")
             rows.append({"Repository": name, "Tag": tag_, **base})

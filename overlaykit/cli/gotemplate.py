@@ -1,0 +1,868 @@
+"""A subset of Go's text/template, for the --format and -f options Docker users type.
+
+Docker formats `ps`, `images`, `inspect` and `version` with Go templates; scripts written for
+it (`{{.State.Pid}}`, `{{json .Config}}`, `{{range .Mounts}}{{.Source}}{{end}}`,
+`{{index .Config.Labels "k"}}`) should give the same text here. This module parses and runs
+that subset on plain Python data (dicts, lists, strings, numbers, None, and callables for
+Docker's methods such as `.Label "k"`):
+
+- text with `{{ }}` actions, `{{-`/`-}}` trimming, `{{/* comments */}}`;
+- fields (`.A.B`), `.`, `$`, variables (`$x := ...`, `range $i, $e := ...`), literals
+  (strings, raw strings, numbers, true, false, nil), parentheses, pipes (`x | f`);
+- `if`/`else if`/`else`, `range` (with `else`), `with` (with `else`), `end`;
+- Go's functions and, or, not, len, index, slice, eq, ne, lt, le, gt, ge, print, printf,
+  println, and Docker's json, join, split, title, lower, upper, pad, truncate.
+
+What it does not support (`template`, `define`, `block`, `break`, `continue`, `html`, `js`,
+`urlquery`, `call`) is refused at parse time with one line naming it, never half-run.
+
+Values print as Go's fmt prints them: lists as `[a b]`, maps as `map[k:v]` (sorted keys),
+None as `<nil>`, a key a map does not have as `<no value>`. A `Struct` (a dict whose keys are
+the fields of a Go struct, as Docker's ps and images contexts are) refuses an unknown field,
+as Go does; a plain dict is a map.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from overlaykit.errors import OverlaykitError
+
+
+class TemplateError(OverlaykitError):
+    """A template that does not parse or cannot run on its data; the message is one line."""
+
+
+class Struct(dict):
+    """A dict standing for a Go struct: an unknown field is an error, not `<no value>`; it
+    prints as Go prints a struct, `{value value ...}` in field order. Docker's listing
+    contexts marshal to JSON as a map of their fields (sorted, methods with arguments left
+    out): json_as_map."""
+
+    def __init__(self, fields: dict | None = None, type_name: str = "struct", json_as_map: bool = False,
+                 zero: Callable[[str], Any] | None = None):
+        super().__init__(fields or {})
+        self.type_name = type_name
+        self.json_as_map = json_as_map
+        self.zero = zero  # the value of a field the data left out, if it may have been left out
+
+
+class NilList(list):
+    """A nil Go slice: prints `[]`, marshals to JSON as null."""
+
+
+class NilMap(dict):
+    """A nil Go map: prints `map[]`, marshals to JSON as null."""
+
+
+class _Missing:
+    """What a map gives for a key it does not have; prints as Go's `<no value>`."""
+
+    def __repr__(self) -> str:
+        return "<no value>"
+
+
+MISSING = _Missing()
+
+_UNSUPPORTED = {"template", "define", "block", "break", "continue"}
+_UNSUPPORTED_FUNCS = {"html", "js", "urlquery", "call"}
+
+
+# ---------------------------------------------------------------- the tree
+
+@dataclass
+class _Field:
+    chain: tuple[str, ...]           # .A.B -> ("A", "B"); "." alone -> ()
+
+
+@dataclass
+class _Var:
+    name: str                        # "$" or "$x"
+    chain: tuple[str, ...] = ()
+
+
+@dataclass
+class _Ident:
+    name: str                        # a function name
+
+
+@dataclass
+class _Literal:
+    value: Any
+
+
+@dataclass
+class _Sub:
+    pipe: "_Pipe"
+    chain: tuple[str, ...] = ()
+
+
+@dataclass
+class _Pipe:
+    decl: tuple[str, ...]            # variables declared: ("$x",) or ("$i", "$e")
+    commands: list[list[Any]]        # each command: its operands, the first may be a function
+    assign: bool = False             # `$x = ...` (an existing variable) rather than `:=`
+
+
+@dataclass
+class _Text:
+    text: str
+
+
+@dataclass
+class _Action:
+    pipe: _Pipe
+
+
+@dataclass
+class _Branch:
+    kind: str                        # if, range, with
+    pipe: _Pipe
+    body: list = field(default_factory=list)
+    otherwise: list = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- lexing
+
+_TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<declare>:=)
+  | (?P<assign>=)
+  | (?P<field>(?:\.[A-Za-z_][A-Za-z0-9_]*)+|\.)
+  | (?P<var>\$[A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<string>"(?:[^"\\\n]|\\.)*")
+  | (?P<raw>`[^`]*`)
+  | (?P<char>'(?:[^'\\\n]|\\.)+')
+  | (?P<number>[+-]?(?:0[xX][0-9a-fA-F_]+|(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][+-]?\d+)?))
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<punct>[|(),])
+""", re.VERBOSE)
+
+
+def _split_actions(text: str) -> list[tuple[str, str]]:
+    """("text", ...) and ("action", ...) pieces, with {{- and -}} trimming applied."""
+    pieces: list[tuple[str, str]] = []
+    pos = 0
+    while True:
+        start = text.find("{{", pos)
+        if start < 0:
+            pieces.append(("text", text[pos:]))
+            return pieces
+        before = text[pos:start]
+        inner_start = start + 2
+        if text.startswith("- ", inner_start) or text.startswith("-\t", inner_start) \
+                or text.startswith("-\n", inner_start):
+            before = before.rstrip(" \t\r\n")
+            inner_start += 1
+        pieces.append(("text", before))
+        end = _action_end(text, inner_start)
+        inner = text[inner_start:end]
+        pos = end + 2
+        if inner.endswith(" -") or inner.endswith("\t-") or inner.endswith("\n-"):
+            inner = inner[:-1]
+            rest = text[pos:]
+            pos += len(rest) - len(rest.lstrip(" \t\r\n"))
+        pieces.append(("action", inner))
+
+
+def _action_end(text: str, i: int) -> int:
+    """Where the action's }} is, skipping over quoted strings and comments."""
+    if text[i:].lstrip(" ").startswith("/*"):
+        close = text.find("*/", i)
+        if close < 0:
+            raise TemplateError("unclosed comment")
+        i = close + 2
+    quote = None
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\" and quote != "`":
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+        elif c in "\"`'":
+            quote = c
+        elif text.startswith("}}", i):
+            return i
+        i += 1
+    raise TemplateError("unclosed action")
+
+
+def _tokens(inner: str) -> list[tuple[str, str]]:
+    found, pos = [], 0
+    while pos < len(inner):
+        m = _TOKEN.match(inner, pos)
+        if not m:
+            raise TemplateError(f"unexpected {inner[pos]!r} in {{{{{inner.strip()}}}}}")
+        pos = m.end()
+        if m.lastgroup != "space":
+            found.append((m.lastgroup, m.group()))
+    return found
+
+
+# ---------------------------------------------------------------- parsing
+
+def parse(text: str) -> "Template":
+    """Parse text; TemplateError names the first thing that is wrong or not supported."""
+    items: list = []
+    stack: list[tuple[_Branch, list]] = []   # open branches and the list they will go into
+    current = items
+    for kind, piece in _split_actions(text):
+        if kind == "text":
+            if piece:
+                current.append(_Text(piece))
+            continue
+        stripped = piece.strip()
+        if stripped.startswith("/*"):
+            if not stripped.endswith("*/"):
+                raise TemplateError("comment must end the action")
+            continue
+        toks = _tokens(piece)
+        if not toks:
+            raise TemplateError("missing value for command")
+        head = toks[0][1] if toks[0][0] == "ident" else None
+        if head in _UNSUPPORTED:
+            raise TemplateError(f"{{{{{head}}}}} is not supported by overlaykit's Go templates")
+        if head in ("if", "range", "with"):
+            branch = _Branch(head, _Parser(toks[1:]).pipeline(allow_decl=True))
+            current.append(branch)
+            stack.append((branch, current))
+            current = branch.body
+        elif head == "else":
+            if not stack or current is stack[-1][0].otherwise:
+                raise TemplateError("unexpected {{else}}")
+            branch = stack[-1][0]
+            current = branch.otherwise
+            if len(toks) > 1:  # else if / else with: a nested branch that shares our {{end}}
+                nested_kind = toks[1][1]
+                if toks[1][0] != "ident" or nested_kind not in ("if", "with") or nested_kind != branch.kind:
+                    raise TemplateError(f"unexpected {' '.join(t[1] for t in toks)!r}")
+                nested = _Branch(nested_kind, _Parser(toks[2:]).pipeline(allow_decl=True))
+                current.append(nested)
+                stack.append((nested, None))  # closed together with its parent
+                current = nested.body
+        elif head == "end":
+            if len(toks) > 1 or not stack:
+                raise TemplateError("unexpected {{end}}")
+            while True:
+                branch, outer = stack.pop()
+                if outer is not None:
+                    current = outer
+                    break
+        else:
+            current.append(_Action(_Parser(toks).pipeline(allow_decl=True)))
+    if stack:
+        raise TemplateError(f"unexpected EOF: {{{{{stack[-1][0].kind}}}}} has no {{{{end}}}}")
+    return Template(items)
+
+
+class _Parser:
+    def __init__(self, toks: list[tuple[str, str]]):
+        self.toks, self.pos = toks, 0
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.toks[self.pos] if self.pos < len(self.toks) else None
+
+    def pipeline(self, allow_decl: bool = False, closing: str | None = None) -> _Pipe:
+        decl: tuple[str, ...] = ()
+        assign = False
+        if allow_decl:
+            decl, assign = self._declaration()
+        commands: list[list[Any]] = []
+        operands: list[Any] = []
+        while True:
+            tok = self._peek()
+            if tok is None or (closing and tok == ("punct", closing)):
+                break
+            self.pos += 1
+            kind, value = tok
+            if (kind, value) == ("punct", "|"):
+                if not operands:
+                    raise TemplateError("missing command before |")
+                commands.append(operands)
+                operands = []
+            elif (kind, value) == ("punct", "("):
+                sub = self.pipeline(allow_decl=False, closing=")")
+                if self._peek() != ("punct", ")"):
+                    raise TemplateError("unclosed left paren")
+                self.pos += 1
+                chain: tuple[str, ...] = ()
+                nxt = self._peek()
+                if nxt and nxt[0] == "field" and nxt[1] != ".":
+                    chain = tuple(nxt[1].split(".")[1:])
+                    self.pos += 1
+                operands.append(_Sub(sub, chain))
+            else:
+                operands.append(self._operand(kind, value))
+        if operands:
+            commands.append(operands)
+        if not commands:
+            raise TemplateError("missing value for command")
+        for command in commands[1:]:
+            if isinstance(command[0], _Literal):
+                raise TemplateError("non executable command in pipeline stage")
+        return _Pipe(decl, commands, assign)
+
+    def _declaration(self) -> tuple[tuple[str, ...], bool]:
+        toks = self.toks
+        if len(toks) >= 2 and toks[0][0] == "var" and toks[1][0] in ("declare", "assign") \
+                and "." not in toks[0][1]:
+            self.pos = 2
+            return (toks[0][1],), toks[1][0] == "assign"
+        if len(toks) >= 4 and toks[0][0] == "var" and toks[1] == ("punct", ",") \
+                and toks[2][0] == "var" and toks[3][0] in ("declare", "assign"):
+            self.pos = 4
+            return (toks[0][1], toks[2][1]), toks[3][0] == "assign"
+        return (), False
+
+    def _operand(self, kind: str, value: str) -> Any:
+        if kind == "field":
+            return _Field(() if value == "." else tuple(value.split(".")[1:]))
+        if kind == "var":
+            name, *chain = value.split(".")
+            return _Var(name, tuple(chain))
+        if kind == "string":
+            return _Literal(_json.loads(value) if "\\x" not in value else _unquote(value))
+        if kind == "raw":
+            return _Literal(value[1:-1])
+        if kind == "char":
+            return _Literal(ord(_unquote('"' + value[1:-1] + '"')))
+        if kind == "number":
+            return _Literal(_number(value))
+        if kind == "ident":
+            if value in ("true", "false"):
+                return _Literal(value == "true")
+            if value == "nil":
+                return _Literal(None)
+            if value in _UNSUPPORTED_FUNCS:
+                raise TemplateError(f'function "{value}" is not supported by overlaykit\'s Go templates')
+            if value in ("if", "range", "with", "else", "end") or value in _UNSUPPORTED:
+                raise TemplateError(f"unexpected keyword {value!r} in command")
+            if value not in FUNCTIONS:
+                raise TemplateError(f'function "{value}" not defined')
+            return _Ident(value)
+        raise TemplateError(f"unexpected {value!r} in command")
+
+
+def _unquote(quoted: str) -> str:
+    return quoted[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
+def _number(text: str) -> int | float:
+    text = text.replace("_", "")
+    try:
+        return int(text, 0)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise TemplateError(f"bad number syntax: {text!r}") from None
+
+
+# ---------------------------------------------------------------- running
+
+class Template:
+    """A parsed template; execute() runs it on one value (Go's dot)."""
+
+    def __init__(self, items: list):
+        self._items = items
+
+    def execute(self, data: Any, functions: dict[str, Callable[..., Any]] | None = None) -> str:
+        """The text for data; functions replaces the function table (names parse() knew)."""
+        out: list[str] = []
+        _run(self._items, data, _Scopes([{"$": data}], functions or FUNCTIONS), out)
+        return "".join(out)
+
+
+class _Scopes(list):
+    """The variables, innermost scope last, and the function table of this execution."""
+
+    def __init__(self, scopes: list[dict], functions: dict[str, Callable[..., Any]]):
+        super().__init__(scopes)
+        self.functions = functions
+
+
+def render(text: str, data: Any) -> str:
+    """parse(text).execute(data)."""
+    return parse(text).execute(data)
+
+
+def _run(items: list, dot: Any, scopes: list[dict], out: list[str]) -> None:
+    for item in items:
+        if isinstance(item, _Text):
+            out.append(item.text)
+        elif isinstance(item, _Action):
+            value = _pipe(item.pipe, dot, scopes)
+            if not item.pipe.decl:
+                out.append(format_value(value))
+        else:
+            _branch(item, dot, scopes, out)
+
+
+def _branch(branch: _Branch, dot: Any, scopes: list[dict], out: list[str]) -> None:
+    scopes.append({})
+    try:
+        if branch.kind == "range":
+            _range(branch, dot, scopes, out)
+            return
+        value = _pipe(branch.pipe, dot, scopes)
+        if truth(value):
+            _run(branch.body, value if branch.kind == "with" else dot, scopes, out)
+        else:
+            _run(branch.otherwise, dot, scopes, out)
+    finally:
+        scopes.pop()
+
+
+def _range(branch: _Branch, dot: Any, scopes: list[dict], out: list[str]) -> None:
+    pipe = branch.pipe
+    value = _pipe(_Pipe((), pipe.commands), dot, scopes)
+    if isinstance(value, dict):
+        pairs = [(k, value[k]) for k in sorted(value)]
+    elif isinstance(value, (list, tuple)):
+        pairs = list(enumerate(value))
+    elif isinstance(value, int) and not isinstance(value, bool):
+        pairs = [(i, i) for i in range(value)]
+    elif value is None or value is MISSING:
+        pairs = []
+    else:
+        raise TemplateError(f"range can't iterate over {format_value(value)}")
+    if not pairs:
+        _run(branch.otherwise, dot, scopes, out)
+        return
+    for key, element in pairs:
+        if len(pipe.decl) == 1:
+            scopes[-1][pipe.decl[0]] = element
+        elif len(pipe.decl) == 2:
+            scopes[-1][pipe.decl[0]], scopes[-1][pipe.decl[1]] = key, element
+        _run(branch.body, element, scopes, out)
+
+
+def _pipe(pipe: _Pipe, dot: Any, scopes: list[dict]) -> Any:
+    value: Any = _NOTHING
+    for command in pipe.commands:
+        value = _command(command, dot, scopes, value)
+    if pipe.decl:
+        if len(pipe.decl) > 1:
+            raise TemplateError("too many declarations in command")
+        name = pipe.decl[0]
+        if pipe.assign:
+            for scope in reversed(scopes):
+                if name in scope:
+                    scope[name] = value
+                    break
+            else:
+                raise TemplateError(f"undefined variable: {name}")
+        else:
+            scopes[-1][name] = value
+    return value
+
+
+_NOTHING = object()  # no value piped in yet
+
+
+def _command(command: list, dot: Any, scopes: list[dict], piped: Any) -> Any:
+    head, args = command[0], command[1:]
+    final = [] if piped is _NOTHING else [piped]
+    if isinstance(head, _Ident):
+        values = [_operand(a, dot, scopes) for a in args] + final
+        return scopes.functions[head.name](*values)
+    if isinstance(head, (_Field, _Var, _Sub)) and (args or final):
+        target = _operand(head, dot, scopes, call=False)
+        if callable(target):
+            return target(*[_operand(a, dot, scopes) for a in args], *final)
+        raise TemplateError(f"can't give argument to non-function {_describe(head)}")
+    if args or final:
+        raise TemplateError(f"can't give argument to non-function {_describe(head)}")
+    return _operand(head, dot, scopes)
+
+
+def _operand(node: Any, dot: Any, scopes: list[dict], call: bool = True) -> Any:
+    if isinstance(node, _Literal):
+        return node.value
+    if isinstance(node, _Field):
+        return _walk(dot, node.chain, call, node)
+    if isinstance(node, _Var):
+        for scope in reversed(scopes):
+            if node.name in scope:
+                return _walk(scope[node.name], node.chain, call, node)
+        raise TemplateError(f"undefined variable: {node.name}")
+    if isinstance(node, _Sub):
+        return _walk(_pipe(node.pipe, dot, scopes), node.chain, call, node)
+    if isinstance(node, _Ident):
+        return scopes.functions[node.name]()
+    raise TemplateError(f"cannot evaluate {node!r}")
+
+
+def _walk(value: Any, chain: tuple[str, ...], call: bool, node: Any) -> Any:
+    for i, name in enumerate(chain):
+        value = _field(value, name, node)
+        if callable(value) and (call or i < len(chain) - 1):
+            value = value()
+    return value
+
+
+def _field(value: Any, name: str, node: Any) -> Any:
+    if isinstance(value, Struct):
+        if name not in value and value.zero is not None:
+            return value.zero(name)
+        if name not in value:
+            raise TemplateError(f"can't evaluate field {name} in type {value.type_name}")
+        return value[name]
+    if isinstance(value, dict):
+        return value[name] if name in value else MISSING
+    if value is None or value is MISSING:
+        return MISSING
+    raise TemplateError(f"can't evaluate field {name} in type {_go_type(value)}")
+
+
+def _string_map(value: dict) -> bool:
+    """A map whose values are all strings stands for Go's map[string]string, whose missing
+    key gives "" (Docker's Labels), not `<no value>`."""
+    return bool(value) and all(isinstance(v, str) for v in value.values())
+
+
+def _describe(node: Any) -> str:
+    if isinstance(node, _Field):
+        return "." + ".".join(node.chain)
+    if isinstance(node, _Var):
+        return ".".join((node.name, *node.chain))
+    if isinstance(node, _Literal):
+        return format_value(node.value)
+    return "(...)"
+
+
+def _go_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "[]interface {}"
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------- printing, as Go's fmt
+
+def format_value(value: Any) -> str:
+    """Go's fmt.Sprint of one value, as a template action prints it."""
+    if value is MISSING:
+        return "<no value>"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _go_float(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, Struct):
+        return "{" + " ".join(format_value(v) for v in value.values() if not _needs_arguments(v)) + "}"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{format_value(value[k])}" for k in sorted(value)) + "]"
+    if callable(value):
+        return format_value(value())
+    return str(value)
+
+
+def _go_float(value: float) -> str:
+    """%v of a float64: the shortest digits, an exponent (two digits at least) from 1e21 up
+    and below 1e-4, as strconv.FormatFloat(v, 'g', -1, 64)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(value)]
+    if value == 0 or 1e-4 <= abs(value) < 1e21:
+        text = repr(value)
+        if "e" not in text:
+            return text[:-2] if text.endswith(".0") else text
+        value_text = f"{value:f}".rstrip("0").rstrip(".")  # repr chose an exponent Go would not
+        return value_text
+    mantissa, exponent = f"{value:e}".split("e")
+    digits = repr(value).split("e")[0] if "e" in repr(value) else mantissa.rstrip("0").rstrip(".")
+    return f"{digits}e{exponent[0]}{int(exponent[1:]):02d}"
+
+
+def truth(value: Any) -> bool:
+    """Go's template truth: false, 0, nil, and empty strings, lists and maps are false."""
+    if value is None or value is MISSING:
+        return False
+    if isinstance(value, (bool, int, float, str, list, tuple, dict)):
+        return bool(value)
+    return True
+
+
+def _needs_arguments(value: Any) -> bool:
+    """A method such as Docker's .Label, which takes an argument (json and {{.}} leave it out)."""
+    import inspect
+    if not callable(value):
+        return False
+    return any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               for p in inspect.signature(value).parameters.values())
+
+
+def _plain(value: Any) -> Any:
+    """value with Structs as the dicts json.Marshal would see and zero-argument methods called."""
+    if isinstance(value, (NilList, NilMap)) or value is MISSING:
+        return None
+    if isinstance(value, Struct):
+        fields = {k: _plain(v) for k, v in value.items() if not _needs_arguments(v)}
+        return dict(sorted(fields.items())) if value.json_as_map else fields
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if callable(value):
+        return _plain(value())
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Go's json.Marshal: compact, with <, > and & escaped as Go escapes them."""
+    text = _json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False, default=str)
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+# ---------------------------------------------------------------- functions
+
+def _and(*args: Any) -> Any:
+    if not args:
+        raise TemplateError("wrong number of args for and: want at least 1 got 0")
+    for a in args:
+        if not truth(a):
+            return a
+    return args[-1]
+
+
+def _or(*args: Any) -> Any:
+    if not args:
+        raise TemplateError("wrong number of args for or: want at least 1 got 0")
+    for a in args:
+        if truth(a):
+            return a
+    return args[-1]
+
+
+def _want(name: str, args: tuple, count: int) -> None:
+    if len(args) != count:
+        raise TemplateError(f"wrong number of args for {name}: want {count} got {len(args)}")
+
+
+def _comparable(a: Any, b: Any, name: str) -> tuple[Any, Any]:
+    numbers = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        if not (isinstance(a, bool) and isinstance(b, bool)):
+            raise TemplateError(f"error calling {name}: incompatible types for comparison")
+    elif isinstance(a, numbers) and isinstance(b, numbers):
+        pass
+    elif isinstance(a, str) and isinstance(b, str):
+        pass
+    elif name in ("eq", "ne") and (a is None or b is None or a is MISSING or b is MISSING):
+        return (None if a is MISSING else a), (None if b is MISSING else b)
+    else:
+        raise TemplateError(f"error calling {name}: incompatible types for comparison")
+    return a, b
+
+
+def _eq(first: Any, *others: Any) -> bool:
+    if not others:
+        raise TemplateError("wrong number of args for eq: want at least 2 got 1")
+    return any(x == y for x, y in (_comparable(first, o, "eq") for o in others))
+
+
+def _ordered(name: str, test: Callable[[Any, Any], bool]) -> Callable[..., bool]:
+    def compare(*args: Any) -> bool:
+        _want(name, args, 2)
+        a, b = _comparable(args[0], args[1], name)
+        if name in ("lt", "le", "gt", "ge") and (isinstance(a, bool) or a is None):
+            raise TemplateError(f"error calling {name}: invalid type for comparison")
+        return test(a, b)
+    return compare
+
+
+def _len(*args: Any) -> int:
+    _want("len", args, 1)
+    value = args[0]
+    if isinstance(value, (str, list, tuple, dict)):
+        return len(value.encode() if isinstance(value, str) else value)
+    raise TemplateError(f"error calling len: len of type {_go_type(value)}")
+
+
+def _index(value: Any, *keys: Any) -> Any:
+    for key in keys:
+        if isinstance(value, dict):
+            if key in value:
+                value = value[key]
+            else:
+                value = "" if not value or _string_map(value) else MISSING
+        elif isinstance(value, (list, tuple, str)):
+            if not isinstance(key, int) or isinstance(key, bool):
+                raise TemplateError(f"error calling index: cannot index slice/array with type {_go_type(key)}")
+            if not 0 <= key < len(value):
+                raise TemplateError(f"error calling index: index out of range: {key}")
+            value = value[key] if not isinstance(value, str) else value.encode()[key]
+        elif value is None or value is MISSING:
+            value = ""  # a nil map[string]string (Docker's Labels when none are set)
+        else:
+            raise TemplateError(f"error calling index: can't index item of type {_go_type(value)}")
+    return value
+
+
+def _slice(value: Any, *bounds: Any) -> Any:
+    if not isinstance(value, (str, list, tuple)):
+        raise TemplateError(f"error calling slice: can't slice item of type {_go_type(value)}")
+    if len(bounds) > 2:
+        raise TemplateError("error calling slice: too many slice indexes")
+    start = bounds[0] if bounds else 0
+    end = bounds[1] if len(bounds) > 1 else len(value)
+    if not (0 <= start <= end <= len(value)):
+        raise TemplateError(f"error calling slice: index out of range: {start}:{end}")
+    return value[start:end]
+
+
+def _not(*args: Any) -> bool:
+    _want("not", args, 1)
+    return not truth(args[0])
+
+
+def _print(*args: Any) -> str:
+    """fmt.Sprint: a space between operands when neither is a string."""
+    out = ""
+    for i, a in enumerate(args):
+        if i and not isinstance(a, str) and not isinstance(args[i - 1], str):
+            out += " "
+        out += format_value(a)
+    return out
+
+
+def _println(*args: Any) -> str:
+    return " ".join(format_value(a) for a in args) + "\n"
+
+
+_VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+))?([a-zA-Z%])")
+
+
+def _printf(*args: Any) -> str:
+    """fmt.Sprintf for the verbs scripts use: %v %s %d %q %x %X %f %t %%, widths and flags."""
+    if not args:
+        raise TemplateError("wrong number of args for printf: want at least 1 got 0")
+    fmt, values = args[0], list(args[1:])
+    if not isinstance(fmt, str):
+        raise TemplateError("error calling printf: format is not a string")
+
+    def one(m: re.Match) -> str:
+        flags, width, precision, verb = m.groups()
+        if verb == "%":
+            return "%"
+        if not values:
+            return f"%!{verb}(MISSING)"
+        value = values.pop(0)
+        if verb in "vs":
+            text = format_value(value) if verb == "v" or not isinstance(value, str) else value
+            if precision is not None and verb == "s":
+                text = text[:int(precision)]
+        elif verb == "q":
+            text = _json.dumps(value if isinstance(value, str) else format_value(value), ensure_ascii=False)
+        elif verb == "t":
+            text = format_value(value)
+        elif verb in "dxXobfeEg":
+            if verb in "xX" and isinstance(value, str):
+                text = value.encode().hex()
+                text = text.upper() if verb == "X" else text
+            else:
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    return f"%!{verb}({_go_type(value)}={format_value(value)})"
+                spec = flags.replace("-", "").replace("0", "") + ("." + precision if precision else "")
+                if verb in "fe" and precision is None:
+                    spec += ".6"
+                conv = {"d": "d", "b": "b", "o": "o"}.get(verb, verb)
+                if conv in "dbo" and isinstance(value, float):
+                    return f"%!{verb}(float64={format_value(value)})"
+                text = format(value, spec + conv)
+        else:
+            raise TemplateError(f"printf: verb %{verb} is not supported by overlaykit's Go templates")
+        if width:
+            w = int(width)
+            if "-" in flags:
+                text = text.ljust(w)
+            elif "0" in flags and verb in "dxXfeg":
+                sign = text[0] if text[:1] in "+-" else ""
+                text = sign + text[len(sign):].rjust(w - len(sign), "0")
+            else:
+                text = text.rjust(w)
+        return text
+
+    result = _VERB.sub(one, fmt)
+    if values:
+        result += "%!(EXTRA " + ", ".join(f"{_go_type(v)}={format_value(v)}" for v in values) + ")"
+    return result
+
+
+def _strings(name: str, *args: Any) -> list[str]:
+    for a in args:
+        if not isinstance(a, str):
+            raise TemplateError(f"error calling {name}: wrong type for value; expected string; "
+                                f"got {_go_type(a)}")
+    return list(args)
+
+
+def _join(*args: Any) -> str:
+    _want("join", args, 2)
+    items, sep = args
+    if not isinstance(items, (list, tuple)):
+        raise TemplateError(f"error calling join: wrong type for value; expected []string; got {_go_type(items)}")
+    _strings("join", sep, *items)
+    return sep.join(items)
+
+
+def _split(*args: Any) -> list[str]:
+    _want("split", args, 2)
+    s, sep = _strings("split", *args)
+    return list(s) if sep == "" else s.split(sep)
+
+
+def _one_string(name: str, fn: Callable[[str], str]) -> Callable[..., str]:
+    def apply(*args: Any) -> str:
+        _want(name, args, 1)
+        value = args[0]
+        return fn(value if isinstance(value, str) else format_value(value))
+    return apply
+
+
+def _title(s: str) -> str:
+    """strings.Title: the first letter of each word upper-cased, the rest left alone."""
+    return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), s)
+
+
+def _pad(*args: Any) -> str:
+    _want("pad", args, 3)
+    s, before, after = args
+    return " " * before + (s if isinstance(s, str) else format_value(s)) + " " * after
+
+
+def _truncate(*args: Any) -> str:
+    _want("truncate", args, 2)
+    s, n = args
+    s = s if isinstance(s, str) else format_value(s)
+    return s[:n] if len(s) > n else s
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "and": _and, "or": _or, "not": _not, "len": _len, "index": _index, "slice": _slice,
+    "eq": _eq,
+    "ne": lambda *a: (_want("ne", a, 2), not _eq(*a))[1],
+    "lt": _ordered("lt", lambda a, b: a < b), "le": _ordered("le", lambda a, b: a <= b),
+    "gt": _ordered("gt", lambda a, b: a > b), "ge": _ordered("ge", lambda a, b: a >= b),
+    "print": _print, "printf": _printf, "println": _println,
+    "json": lambda *a: (_want("json", a, 1), to_json(a[0]))[1],
+    "join": _join, "split": _split,
+    "title": _one_string("title", _title), "lower": _one_string("lower", str.lower),
+    "upper": _one_string("upper", str.upper), "pad": _pad, "truncate": _truncate,
+}
