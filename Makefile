@@ -2,7 +2,7 @@
 PYTHON  ?= /usr/bin/python3
 VENV    ?= $(CURDIR)/.venv
 BIN     := $(VENV)/bin
-APT_PKGS := python3 python3-venv busybox-static iproute2 util-linux attr zstd libseccomp2
+APT_PKGS := python3 python3-venv busybox-static iproute2 util-linux attr zstd libseccomp2 tini
 IMAGE   := build/demo-image.tar
 export PATH := $(BIN):$(PATH)
 

@@ -62,6 +62,24 @@ def _container_options(f):
         click.option("--userns-remap", "userns_remap", metavar="default|USER[:GROUP]|UID:GID:SIZE",
                      help="Run as root of a user namespace mapped to unprivileged host ids "
                           "(/etc/subuid, /etc/subgid ranges, or given)."),
+        click.option("--init", is_flag=True, help="Run an init (tini) as PID 1 that reaps and forwards signals."),
+        click.option("--add-host", "add_host", multiple=True, metavar="NAME:IP",
+                     help="Add a line to /etc/hosts (IP may be host-gateway: the default bridge's gateway)."),
+        click.option("--dns", multiple=True, metavar="IP", help="A nameserver for /etc/resolv.conf."),
+        click.option("--dns-search", "dns_search", multiple=True, metavar="DOMAIN",
+                     help="A search domain for /etc/resolv.conf ('.' for none)."),
+        click.option("--dns-option", "dns_option", multiple=True, metavar="OPT",
+                     help="A resolver option for /etc/resolv.conf (ndots:2)."),
+        click.option("--shm-size", "shm_size", metavar="BYTES", help="Size of /dev/shm (default 64m)."),
+        click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VAL", help="Set a label."),
+        click.option("--label-file", "label_files", multiple=True, metavar="FILE",
+                     help="Read KEY=VAL labels, one a line."),
+        click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]",
+                     help="A resource limit (nofile=1024:2048, nproc=64, core=0, ...)."),
+        click.option("--pull", type=click.Choice(["always", "missing", "never"]), default="missing",
+                     show_default=True, help="Pull the image before running: always, when missing, never."),
+        click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+                     help="The image's platform must be this one (pulled for it when pulled)."),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -71,7 +89,9 @@ def _container_options(f):
 
 
 def _run_options(command: tuple[str, ...], **opts):
+    from overlaykit.runtime.mountspec import absolute_sources
     from overlaykit.runtime.spec import RunOptions
+    opts["volumes"] = absolute_sources(opts.get("volumes", ()))  # -v ./rel:/x, as Docker 23+
     return RunOptions(command=tuple(command), **opts)
 
 
@@ -109,10 +129,10 @@ def _command_errors(command: str, error_code: int = 1):
 @_command_errors("run", 125)
 def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **opts) -> int:
     """Run a command in a new container of IMAGE (name:tag, id, or an archive to load first)."""
-    from overlaykit.cli.registry import pull_missing
-    from overlaykit.runtime.create import create_container, image_for
+    from overlaykit.cli.pull_policy import image_of
+    from overlaykit.runtime.create import create_container
     from overlaykit.runtime.start import start_attached, start_detached
-    stored, ref = image_for(layout, image, pull_missing)
+    stored, ref = image_of(layout, image, opts.pop("pull"), opts.pop("platform"), "run")
     container = create_container(layout, stored, ref, _run_options(command, **opts), "run")
     if detach:
         start_detached(layout, container, "run")
@@ -127,9 +147,9 @@ def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **op
 @_command_errors("create", 125)
 def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> None:
     """Create a container of IMAGE without starting it; print its id."""
-    from overlaykit.cli.registry import pull_missing
-    from overlaykit.runtime.create import create_container, image_for
-    stored, ref = image_for(layout, image, pull_missing)
+    from overlaykit.cli.pull_policy import image_of
+    from overlaykit.runtime.create import create_container
+    stored, ref = image_of(layout, image, opts.pop("pull"), opts.pop("platform"), "create")
     click.echo(create_container(layout, stored, ref, _run_options(command, **opts), "create").id)
 
 

@@ -21,6 +21,7 @@ from overlaykit.runtime.process import await_network, exec_as, report_namespaces
 from overlaykit.runtime.security import prepare
 from overlaykit.runtime.spec import ContainerSpec, process_env
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
+from overlaykit.runtime.ulimits import apply as apply_ulimits
 from overlaykit.runtime.user import User
 
 
@@ -57,6 +58,7 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
     os.chdir(spec.workdir)
     if spec.read_only:
         make_root_readonly(spec.privileged)
+    apply_ulimits(spec.ulimits)  # while it may raise a hard limit (the host's CAP_SYS_RESOURCE)
     if spec.tty:
         attach_terminal(channel, user, console=True)
     else:

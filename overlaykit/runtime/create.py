@@ -10,10 +10,12 @@ from typing import Callable
 from overlaykit.errors import OverlaykitError
 from overlaykit.runtime.mounts import create_volumes, record_mounts
 from overlaykit.runtime.mountspec import MountSpec, host_config, image_volumes, parse_all
+from overlaykit.runtime.etc_options import write as write_etc_options
 from overlaykit.runtime.network import write_etc_files
 from overlaykit.runtime.network_record import network_record
 from overlaykit.runtime.restart import parse_policy
 from overlaykit.runtime.rootfs import container_layers
+from overlaykit.runtime.run_flags import host_config as run_flags_host_config
 from overlaykit.runtime.security import host_config as security_host_config
 from overlaykit.runtime.spec import ETC_FILES, RunOptions, argv_of, container_config
 from overlaykit.runtime.userns import give_fresh_volumes, give_to_root
@@ -67,6 +69,7 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
     argv = argv_of(config)
     specs = mount_specs(options, config, command)
     resources = resource_host_config(options, command)
+    flags = run_flags_host_config(options, command)
     restart = parse_policy(options.restart, options.auto_remove, command)
     security = security_host_config(options.privileged, options.cap_add, options.cap_drop,
                                     options.security_opt, command)
@@ -91,7 +94,7 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
                                "ReadonlyRootfs": options.read_only,
                                "AutoRemove": options.auto_remove, "RestartPolicy": restart,
                                **host_config(specs),
-                               **resources, **security, **net_host, **remap},
+                               **resources, **security, **net_host, **remap, **flags},
                 **net_record,
                 "Driver": "overlay2",
                 "InitLayer": layers.init,
@@ -105,6 +108,7 @@ def create_container(layout: Layout, image, image_ref: str, options: RunOptions,
             container = Container(container_id, record, containers.created_state())
             try:
                 write_etc_files(files, config["Hostname"], options.network)
+                write_etc_options(layout, files, record["HostConfig"])  # --add-host, --dns*
                 give_to_root(idmap, list(files.values()))
                 give_fresh_volumes(idmap, [layout.volume_data(s.source) for s in specs
                                            if s.type == "volume"])

@@ -70,6 +70,16 @@ def _destination(path: str, what: str) -> str:
     return clean
 
 
+def absolute_sources(volumes: tuple[str, ...]) -> tuple[str, ...]:
+    """-v ./rel:/x as the Docker CLI (23+) sends it: a SRC starting with "." is a host path,
+    relative to the current directory, made absolute here."""
+    made = []
+    for raw in volumes:
+        source, sep, rest = raw.partition(":")
+        made.append(f"{os.path.abspath(source)}:{rest}" if sep and source.startswith(".") else raw)
+    return tuple(made)
+
+
 def parse_volume(raw: str) -> MountSpec:
     """-v [SRC:]DST[:MODE]: a bind when SRC is absolute, a named volume otherwise, anonymous without SRC."""
     what = f"-v {raw}"

@@ -103,10 +103,11 @@ def device_entries(devices: Sequence[Device]) -> list[Mount]:
 
 
 def plan(etc_files: Sequence[tuple[str, str]], mounts: Sequence[ResolvedMount],
-         privileged: bool = False, devices: Sequence[Device] = ()) -> tuple[Mount, ...]:
-    """The whole table: defaults, the user's entries replacing a default at the same
-    destination, parents before children, then the read-only and masked paths."""
-    users = user_entries(mounts, privileged) + device_entries(devices)
+         privileged: bool = False, devices: Sequence[Device] = (),
+         extra: Sequence[Mount] = ()) -> tuple[Mount, ...]:
+    """The whole table: defaults, the user's entries (and extra ones, --init's) replacing a
+    default at the same destination, parents before children, then the read-only and masked paths."""
+    users = user_entries(mounts, privileged) + device_entries(devices) + list(extra)
     taken = {m.destination for m in users}
     table = [m for m in defaults(etc_files, privileged) if m.destination not in taken] + users
     table.sort(key=lambda m: _depth(m.destination))  # stable: defaults first at one depth

@@ -9,8 +9,10 @@ import os
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.runtime import init, shm, ulimits
 from overlaykit.runtime.cgroups import Cgroup, Resources, cgroup_of, resources_of
 from overlaykit.runtime.devices import resolve as resolve_device
+from overlaykit.runtime.labels import labels
 from overlaykit.runtime.mounts import resolve
 from overlaykit.runtime.mounttable import Mount, plan
 from overlaykit.runtime.mountspec import specs_from_record
@@ -64,6 +66,15 @@ class RunOptions:
     cap_drop: tuple[str, ...] = ()   # --cap-drop, as typed
     security_opt: tuple[str, ...] = ()  # --security-opt, as typed
     userns_remap: str | None = None  # --userns-remap default|USER[:GROUP]|UID:GID:SIZE
+    init: bool = False               # --init: tini (Debian's tini-static) as PID 1
+    add_host: tuple[str, ...] = ()   # --add-host NAME:IP
+    dns: tuple[str, ...] = ()        # --dns, --dns-search, --dns-option
+    dns_search: tuple[str, ...] = ()
+    dns_option: tuple[str, ...] = ()
+    shm_size: str | None = None      # --shm-size (64m)
+    labels: tuple[str, ...] = ()     # -l/--label KEY=VAL, --label-file
+    label_files: tuple[str, ...] = ()
+    ulimits: tuple[str, ...] = ()    # --ulimit NAME=SOFT[:HARD]
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class ContainerSpec:
     cgroup: Cgroup | None = None  # where PID 1 goes first (None: no cgroupfs mounted)
     resources: Resources = Resources()  # its limits and device rules
     idmap: IdMap | None = None    # --userns-remap: its root's host ids (None: the host's root)
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit: (name, soft, hard), -1 unlimited
 
 
 def merge_env(base: list[str], overrides: list[str]) -> list[str]:
@@ -178,6 +190,7 @@ def container_config(image_config: dict, image_ref: str, options: RunOptions,
         "OpenStdin": options.stdin_open,
         "Volumes": image.get("Volumes") or None,
         "Image": image_ref,
+        "Labels": labels(image.get("Labels"), options.labels, options.label_files, command),
         **stop,
     }
 
@@ -221,7 +234,7 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
     idmap = idmap_of(host)
     return ContainerSpec(
         id=container.id,
-        argv=tuple(argv_of(config)),
+        argv=tuple(init.argv(host, argv_of(config))),
         env=tuple(config["Env"]),
         workdir=config["WorkingDir"],
         user=config["User"],
@@ -231,13 +244,14 @@ def spec_from_record(layout: Layout, container: Container) -> ContainerSpec:
         network=host["NetworkMode"],
         read_only=host["ReadonlyRootfs"],
         rootfs=overlay2.merged_dir(layout, container.config["RWLayer"]),
-        mounts=remap_table(plan([(layout.container_file(container.id, name), target)
+        mounts=remap_table(shm.sized(plan([(layout.container_file(container.id, name), target)
                                  for name, target in ETC_FILES],
                                 resolve(layout, specs_from_record(container.config)), privileged,
-                                devices), idmap),
+                                devices, init.mounts(host)), host), idmap),
         security=security_of(host),
         privileged=privileged,
         cgroup=cgroup_of(container.id),
         resources=resources_of(host, tuple(d.rule for d in devices)),
         idmap=idmap,
+        ulimits=ulimits.of_record(host),
     )
