@@ -59,7 +59,7 @@ def test_top_lists_the_containers_processes_in_ps_ef_columns(cli, demo):
 
 
 def test_stats_no_stream_reads_the_cgroup(cli, demo):
-    _running(cli, "web", "-m", "64m", "--pids-limit", "50",
+    _running(cli, "web", "-m", "64m", "--pids-limit", "50", "--network", "none",
              script="head -c 20000000 /dev/zero > /dev/shm/fill; echo started; "
                     "while true; do sleep 0.1; done")
     out = cli("stats", "--no-stream", check=True).stdout.splitlines()

@@ -23,7 +23,6 @@ from typing import Iterator
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.runtime.etc_options import extra_hosts
-from overlaykit.runtime.etc_options import extra_hosts
 from overlaykit.runtime.network import DEFAULT_HOSTS
 from overlaykit.runtime.network_ports import Binding, bindings_of, dnat_rules
 from overlaykit.store import containers, networks
