@@ -297,7 +297,11 @@ class _StallingProxy:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # the killed pull's connection resets: expected
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.domain = f"127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -307,23 +311,41 @@ class _StallingProxy:
         self.httpd.server_close()
 
 
+def _pull_through_stalling_proxy(fresh, reg: str, env: dict, repo: str, sig: signal.Signals):
+    """Pull through a proxy that stalls half way into the big layer, send sig there; the
+    proxy lets go afterwards (as a dead connection would time out). Returns (exit code, stderr)."""
+    proxy = _StallingProxy(reg)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "overlaykit", "--root", fresh.layout.root, "pull",
+                                 f"{proxy.domain}/{repo}:1"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+        try:
+            assert proxy.stalled.wait(60), "the pull never reached the big layer"
+            proc.send_signal(sig)
+        finally:
+            proxy.release.set()
+            _, stderr = proc.communicate(timeout=60)
+    finally:
+        proxy.close()
+    return proc.returncode, stderr
+
+
 def test_a_pull_killed_mid_download_leaves_a_store_the_next_pull_completes(ok, fresh, layout, reg, demo, env):
     tag(layout, demo, f"{reg}/killed:1")
     ok("push", f"{reg}/killed:1")
-    proxy = _StallingProxy(reg)
-    ref = f"{proxy.domain}/killed:1"
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "overlaykit", "--root", fresh.layout.root, "pull", ref],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env})
-        try:
-            assert proxy.stalled.wait(60), "the pull never reached the big layer"
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.wait(30)
-    finally:
-        proxy.close()
-    assert not os.listdir(fresh.layout.imagedb) if os.path.isdir(fresh.layout.imagedb) else True
+    code, _ = _pull_through_stalling_proxy(fresh, reg, env, "killed", signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert not os.path.isdir(fresh.layout.imagedb) or os.listdir(fresh.layout.imagedb) == []
     fresh("pull", f"{reg}/killed:1")  # another name for the same image: the layers it has are used
     assert fresh("check").returncode == 0
     assert fresh("run", "--rm", f"{reg}/killed:1", "cat", "/opt/app/b").stdout == "two\n"
     assert fresh("prune").returncode == 0
+
+
+def test_a_terminated_pull_rolls_back(ok, fresh, layout, reg, demo, env):
+    tag(layout, demo, f"{reg}/termed:1")
+    ok("push", f"{reg}/termed:1")
+    code, stderr = _pull_through_stalling_proxy(fresh, reg, env, "termed", signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    assert stderr.splitlines()[-1] == "overlaykit: pull: SIGTERM: stopped; nothing was pulled"
+    assert store_is_empty(fresh.layout)

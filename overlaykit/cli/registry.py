@@ -29,9 +29,14 @@ def pull_image(layout, ref: str, *, platform: str | None = None, insecure: bool 
 
     out = out or sys.stdout
     wanted = parse(ref, "pull")
+    from overlaykit.cli.images import _rolled_back_on_termination, _Terminated
     header = f"{wanted.tag or wanted.digest}: Pulling from {wanted.path}"
-    with LayerLines(out, header) as lines:
-        pulled = pull_(layout, ref, platform, insecure, lines.update if not quiet else None)
+    try:
+        with _rolled_back_on_termination(), LayerLines(out, header) as lines:  # SIGTERM unwinds as ^C does
+            pulled = pull_(layout, ref, platform, insecure, lines.update if not quiet else None)
+    except _Terminated as e:
+        click.echo(f"overlaykit: pull: {e.signal.name}: stopped; nothing was pulled", err=True)
+        sys.exit(128 + e.signal)
     name = f"{wanted.familiar_name}{'@' + wanted.digest if wanted.digest else ':' + wanted.tag}"
     if not quiet:
         click.echo(f"Digest: {pulled.digest}", file=out)

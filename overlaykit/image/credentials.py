@@ -64,7 +64,7 @@ def lookup(domain: str) -> tuple[str, str] | None:
                 continue
             if isinstance(entry, dict) and isinstance(entry.get("auth"), str) and entry["auth"]:
                 try:
-                    user, sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
+                    user, sep, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
                 except (binascii.Error, UnicodeDecodeError):
                     raise OverlaykitError(f"{path}: auths.{key}: auth is not base64 of user:password") from None
                 if sep:
