@@ -16,10 +16,12 @@ with a policy comes back. unless-stopped differs from always only when dockerd i
 restarts, which has no counterpart here: a supervisor that dies takes its container along.
 """
 
+import os
 import time
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.linux.namespaces import CLONE_NEWPID, setns
 from overlaykit.store import containers
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -111,6 +113,29 @@ def await_restart(layout: Layout, container_id: str, delay: float) -> bool:
         if time.monotonic() >= deadline:
             return True
         time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
+def own_pid_namespace_for_children() -> None:
+    """Before the supervisor starts its container again: its first start's unshare(CLONE_NEWPID)
+    left the (now dead) container's namespace as the one its next child is born in, and the
+    kernel refuses a second unshare (EINVAL) until that is this process's own again."""
+    if os.readlink("/proc/self/ns/pid") == os.readlink("/proc/self/ns/pid_for_children"):
+        return
+    fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(fd, CLONE_NEWPID, "pid")
+    finally:
+        os.close(fd)
+
+
+def record_gave_up(layout: Layout, container_id: str) -> None:
+    """The restart itself failed (its error recorded): the container rests, exited."""
+    with store_lock(layout):
+        if containers.exists(layout, container_id):
+            state = containers.load(layout, container_id).state
+            containers.save_state(layout, container_id, {
+                **state, "Status": "exited", "Restarting": False,
+                "FinishedAt": containers.timestamp()})
 
 
 def prevent_restart(layout: Layout, container_id: str) -> None:

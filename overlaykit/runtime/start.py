@@ -29,7 +29,8 @@ from overlaykit.runtime.network_attach import attached
 from overlaykit.runtime.process import (Child, StartError, describe, forwarding_signals,
                                         spawn, wait_for)
 from overlaykit.runtime.rootfs import mounted_rootfs
-from overlaykit.runtime.restart import Backoff, await_restart, next_restart
+from overlaykit.runtime.restart import (Backoff, await_restart, next_restart,
+                                        own_pid_namespace_for_children, record_gave_up)
 from overlaykit.runtime.spec import ContainerSpec, spec_from_record
 from overlaykit.runtime.streams import Local, Stdio, container_stdio, pump, redirect_stdio
 from overlaykit.runtime.tty import relay
@@ -85,9 +86,11 @@ def _keep_restarting(layout: Layout, container_id: str, code: int, command: str,
             return code
         started = time.monotonic()
         try:
+            own_pid_namespace_for_children()
             code = _start_supervised(layout, containers.load(layout, container_id), False,
                                      command, None, outlets, restarted=True)
         except (OverlaykitError, OSError):  # recorded as the failed start; nothing to restart
+            record_gave_up(layout, container_id)
             return code
 
 
