@@ -92,6 +92,8 @@ def go_typed(value: Any, name: str = "", parent: str = "") -> Any:
         if name in _MAP_FIELDS or (name, parent) == ("Config", "LogConfig"):
             return NilMap()
         return NilList() if name in _LIST_FIELDS else None
+    if isinstance(value, Struct):
+        return value  # typed already, as version's
     if isinstance(value, dict):
         if name in _MAP_FIELDS or (name, parent) == ("Config", "LogConfig"):
             return {k: go_typed(v, "", name) for k, v in value.items()}

@@ -198,13 +198,14 @@ def version(layout, fmt: str | None) -> None:
     import platform
     from overlaykit import __version__
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
-    facts = {
-        "Client": {"Version": __version__, "PythonVersion": platform.python_version(),
-                   "Os": "linux", "Arch": arch},
-        "Server": {"Version": __version__, "Os": "linux", "Arch": arch,
-                   "KernelVersion": os.uname().release, "StorageDriver": "overlay2",
-                   "Root": layout.root},
-    }
+    from overlaykit.cli.gotemplate import Struct
+    facts = Struct({
+        "Client": Struct({"Version": __version__, "PythonVersion": platform.python_version(),
+                          "Os": "linux", "Arch": arch}, "Client"),
+        "Server": Struct({"Version": __version__, "Os": "linux", "Arch": arch,
+                          "KernelVersion": os.uname().release, "StorageDriver": "overlay2",
+                          "Root": layout.root}, "Server"),
+    }, "Version")
     if fmt is not None:
         from overlaykit.cli.formatter import render_objects
         click.echo(render_objects(fmt, [facts], "version"), nl=False)
