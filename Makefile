@@ -2,7 +2,8 @@
 PYTHON  ?= /usr/bin/python3
 VENV    ?= $(CURDIR)/.venv
 BIN     := $(VENV)/bin
-APT_PKGS := python3 python3-venv busybox-static iproute2 util-linux attr zstd libseccomp2 tini
+APT_PKGS := python3 python3-venv busybox-static iproute2 util-linux attr zstd libseccomp2 tini bash-completion
+COMPLETION := /etc/bash_completion.d/overlaykit
 IMAGE   := build/demo-image.tar
 export PATH := $(BIN):$(PATH)
 
@@ -10,8 +11,9 @@ export PATH := $(BIN):$(PATH)
 
 all: deps
 
-# apt for what Python cannot bring, a venv for the rest, and `overlaykit` on root's PATH.
-deps: $(VENV)/.installed
+# apt for what Python cannot bring, a venv for the rest, `overlaykit` on root's PATH, and its
+# bash completion (click's, for new shells).
+deps: $(VENV)/.installed $(COMPLETION)
 $(VENV)/.installed: pyproject.toml
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
@@ -20,6 +22,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	ln -sf $(BIN)/overlaykit /usr/local/bin/overlaykit
 	touch $@
+
+$(COMPLETION): $(VENV)/.installed
+	@mkdir -p $(dir $@)
+	_OVERLAYKIT_COMPLETE=bash_source $(BIN)/overlaykit > $@.tmp && mv $@.tmp $@
 
 $(IMAGE): $(VENV)/.installed scripts/build-test-image.py overlaykit/image/writer.py
 	@mkdir -p build
