@@ -60,3 +60,13 @@ def limit_to(keep: set[int]) -> None:
     for i in range(2):
         data[i].inheritable &= (mask >> (32 * i)) & 0xFFFFFFFF
     check(libc.capset(ctypes.byref(header), data), "capset")
+
+
+def raise_effective() -> None:
+    """Make every permitted capability effective again (a change of fsuid drops some)."""
+    header = _Header(_CAPABILITY_VERSION_3, 0)
+    data = (_Data * 2)()
+    check(libc.capget(ctypes.byref(header), data), "capget")
+    for i in range(2):
+        data[i].effective = data[i].permitted
+    check(libc.capset(ctypes.byref(header), data), "capset")

@@ -17,6 +17,7 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x100000
 
 
 def fsopen(fstype: str) -> int:
@@ -75,9 +76,10 @@ class _MountAttr(ctypes.Structure):
 
 
 def mount_setattr(fd: int, attr_set: int = 0, attr_clr: int = 0, propagation: int = 0,
-                  recursive: bool = False, what: str = "") -> None:
-    """Change the mount at fd (Linux 5.12+); recursive reaches every submount, which a remount cannot."""
-    attr = _MountAttr(attr_set, attr_clr, propagation, 0)
+                  recursive: bool = False, what: str = "", userns_fd: int = 0) -> None:
+    """Change the mount at fd (Linux 5.12+); recursive reaches every submount, which a remount
+    cannot. userns_fd goes with MOUNT_ATTR_IDMAP: the user namespace whose mapping the mount takes."""
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     syscall("mount_setattr", ctypes.c_int(fd), ctypes.c_char_p(b""), ctypes.c_uint(flags),
             ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), what=what or "mount_setattr")

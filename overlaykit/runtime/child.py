@@ -23,6 +23,8 @@ from overlaykit.runtime.spec import ContainerSpec, process_env
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
 from overlaykit.runtime.ulimits import apply as apply_ulimits
 from overlaykit.runtime.user import User
+from overlaykit.runtime.userns import become_root, making_files_as_root
+from overlaykit.runtime.userns import enter_namespaces as enter_remapped_namespaces
 
 
 def enter_namespaces(network: str) -> None:
@@ -41,15 +43,20 @@ def make_workdir(root_fd: int, workdir: str) -> None:
 
 
 def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
-                   command: str) -> NoReturn:
+                   command: str, namespaces: dict[str, int] | None = None) -> NoReturn:
+    """namespaces: with --userns-remap, the ones made with its user namespace, to join."""
     confinement = prepare(spec.security)  # the seccomp filter built while libseccomp is in reach
     enter_cgroup(spec.cgroup)  # first: limited before it mounts, forks or execs anything
-    enter_namespaces(spec.network)
+    if namespaces is None:
+        enter_namespaces(spec.network)
+    else:
+        enter_remapped_namespaces(namespaces)
     if spec.network != "host":
         report_namespaces(channel)  # the parent makes its devices meanwhile; await_network below
-    root = prepare_root(spec.mounts, spec.rootfs, spec.privileged)
-    apply_mounts(root, spec.mounts)
-    make_workdir(root, spec.workdir)
+    with making_files_as_root(spec.idmap):
+        root = prepare_root(spec.mounts, spec.rootfs, spec.privileged)
+        apply_mounts(root, spec.mounts)
+        make_workdir(root, spec.workdir)
     os.close(root)
     sethostname(spec.hostname)
     if spec.network != "host":
@@ -59,6 +66,7 @@ def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
     if spec.read_only:
         make_root_readonly(spec.privileged)
     apply_ulimits(spec.ulimits)  # while it may raise a hard limit (the host's CAP_SYS_RESOURCE)
+    become_root(namespaces)  # --userns-remap: from here, root of its user namespace only
     if spec.tty:
         attach_terminal(channel, user, console=True)
     else:

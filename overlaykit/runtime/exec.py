@@ -22,6 +22,7 @@ from overlaykit.runtime.spec import merge_env, process_env
 from overlaykit.runtime.start import supervise
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
 from overlaykit.runtime.user import User, resolve_user
+from overlaykit.runtime.userns import become_root, of_record as idmap_of
 from overlaykit.store.containers import Container, is_running
 
 JOINED_IN_CHILD = ("ipc", "uts", "net", "mnt")  # mnt last: the others are found through /proc
@@ -47,7 +48,8 @@ def exec_in(container: Container, options: ExecOptions, command: str = "exec") -
                               f"unpause the container before exec")
     pid = state["Pid"]
     root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    namespaces = open_namespaces(pid, ("pid", *JOINED_IN_CHILD))
+    remapped = ("user",) if idmap_of(container.config["HostConfig"]) else ()  # joined last
+    namespaces = open_namespaces(pid, ("pid", *JOINED_IN_CHILD, *remapped))
     try:
         if not is_running(state):
             raise OverlaykitError(f"{command}: container {container.name} is not running")
@@ -82,6 +84,7 @@ def _exec_main(cgroup: Cgroup | None, namespaces: dict[str, int], root_fd: int, 
         os.chdir(workdir)
     except OSError as e:
         raise OverlaykitError(f"{command}: chdir to {workdir}: {e.strerror}") from None
+    become_root(namespaces)  # --userns-remap: the container's user namespace, as its PID 1
     if options.tty:
         attach_terminal(channel, user, console=False)
     else:

@@ -67,11 +67,16 @@ class Rootfs:
 
 
 @contextmanager
-def mounted_rootfs(layout: Layout, writable: str) -> Iterator[Rootfs]:
-    """The overlay mounted at merged/; on exit it and anything under it is unmounted."""
+def mounted_rootfs(layout: Layout, writable: str, idmap=None) -> Iterator[Rootfs]:
+    """The overlay mounted at merged/; on exit it and anything under it is unmounted.
+    idmap (a runtime.userns.IdMap, --userns-remap): every layer idmapped to the container's ids."""
     merged = overlay2.merged_dir(layout, writable)
     unmount_tree(merged)  # a crash may have left the last run's overlay there
-    how = mount_overlay(overlay2.mounts(layout, writable), merged)
+    if idmap is None:
+        how = mount_overlay(overlay2.mounts(layout, writable), merged)
+    else:
+        from overlaykit.runtime.userns import mount_overlay as mount_idmapped_overlay
+        how = mount_idmapped_overlay(layout, overlay2.mounts(layout, writable), merged, idmap)
     try:
         fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
