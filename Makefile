@@ -2,7 +2,7 @@
 PYTHON  ?= /usr/bin/python3
 VENV    ?= $(CURDIR)/.venv
 BIN     := $(VENV)/bin
-APT_PKGS := python3 python3-venv busybox-static iproute2 util-linux attr zstd libseccomp2 tini bash-completion
+APT_PKGS := python3 python3-venv busybox-static iproute2 util-linux attr zstd libseccomp2 tini bash-completion nftables
 COMPLETION := /etc/bash_completion.d/overlaykit
 IMAGE   := build/demo-image.tar
 export PATH := $(BIN):$(PATH)
@@ -31,8 +31,10 @@ $(IMAGE): $(VENV)/.installed scripts/build-test-image.py overlaykit/image/writer
 	@mkdir -p build
 	$(BIN)/python scripts/build-test-image.py $@
 
+# In a network namespace of its own (lo up): the demo's containers get the default bridge,
+# and its okit0, veths and rules must never land on the machine's own network.
 demo: deps $(IMAGE)
-	scripts/demo.sh $(IMAGE)
+	unshare -n sh -c 'ip link set lo up && exec scripts/demo.sh $(IMAGE)'
 
 test: deps $(IMAGE)
 	$(BIN)/python -m pytest -q

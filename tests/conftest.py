@@ -63,6 +63,13 @@ def _remove_cgroups(layout: Layout) -> None:
             cgroups.remove(path, timeout=5)
 
 
+def _remove_networks(layout: Layout) -> None:
+    """The bridges and rules the store made (a run on the default bridge makes okit0), so the
+    next test starts from a session namespace with only lo again."""
+    from overlaykit.store.network_sweep import remove_all
+    remove_all(layout)
+
+
 def _unmount_all(path: str) -> None:
     for entry in mounts_under(path):
         try:
@@ -79,6 +86,7 @@ def layout(tmp_path: Path):
     _kill_containers(lay)
     _remove_cgroups(lay)
     _unmount_all(str(tmp_path))
+    _remove_networks(lay)
 
 
 @pytest.fixture

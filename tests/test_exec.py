@@ -15,7 +15,9 @@ def test_exec_joins_the_containers_namespaces_and_root(cli, demo):
     _running(cli, demo)
     out = cli("exec", "box", "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; "
               "ls /sys/class/net; cat /etc/motd; pwd", check=True).stdout
-    assert out.splitlines() == ["boxhost", "sleep 60 ", "lo", "welcome to the demo image", "/opt/app"]
+    # eth0: the default bridge's veth, in the container's network namespace as exec sees it
+    assert out.splitlines() == ["boxhost", "sleep 60 ", "eth0", "lo", "welcome to the demo image",
+                                "/opt/app"]
 
 
 def test_exec_sees_and_makes_files_in_the_containers_diff(cli, demo):

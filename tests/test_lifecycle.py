@@ -141,7 +141,7 @@ def test_inspect_has_dockers_shape(cli, demo, layout):
     assert data["Config"]["WorkingDir"] == "/opt/app"
     assert data["Config"]["Volumes"] == {"/data": {}}
     host = data["HostConfig"]
-    assert (host["NetworkMode"], host["ReadonlyRootfs"], host["AutoRemove"]) == ("none", False, False)
+    assert (host["NetworkMode"], host["ReadonlyRootfs"], host["AutoRemove"]) == ("bridge", False, False)
     assert os.path.isfile(os.path.join(layout.layer_diff(init), ".dockerenv"))
     assert os.path.islink(os.path.join(layout.layer_diff(init), "etc", "mtab"))
 

@@ -174,7 +174,8 @@ def test_read_only_root_refuses_writes_but_dev_shm_works(cli, demo):
 
 
 def test_network_none_has_only_lo_and_it_is_up(cli, demo):
-    out = cli("run", demo, "sh", "-c", "ls /sys/class/net; ip link show lo", check=True).stdout
+    out = cli("run", "--network", "none", demo, "sh", "-c", "ls /sys/class/net; ip link show lo",
+              check=True).stdout
     lines = out.splitlines()
     assert lines[0] == "lo"
     assert ",UP," in lines[1] or ",UP>" in lines[1]
@@ -250,10 +251,9 @@ def test_bad_option_is_refused(cli, demo):
     proc = cli("run", "--nope", demo, "true")
     assert proc.returncode == 125
     assert proc.stderr == "overlaykit: run: No such option '--nope'. Did you mean '--name'?\n"
-    proc = cli("run", "--network", "bridge", demo, "true")
+    proc = cli("run", "--network", "nosuch", demo, "true")
     assert proc.returncode == 125
-    assert proc.stderr == ("overlaykit: run: Invalid value for '--network': "
-                           "'bridge' is not one of 'none', 'host'.\n")
+    assert proc.stderr == "overlaykit: run: network nosuch not found\n"
 
 
 def test_name_in_use_is_refused(cli, demo, layout):

@@ -26,7 +26,7 @@ def _container_options(f):
         click.option("-u", "--user", metavar="USER[:GROUP]", help="User name or uid, group name or gid."),
         click.option("--entrypoint", help="Replace the image's entrypoint (and drop its Cmd)."),
         click.option("-h", "--hostname", help="Container hostname (default: the id's first 12 characters)."),
-        click.option("--network", default="none", show_default=True, metavar="NETWORK",
+        click.option("--network", default="bridge", show_default=True, metavar="NETWORK",
                      help="bridge: the default bridge; NAME: a user network (network create); "
                           "none: own namespace with lo up; host: the host's network."),
         click.option("-p", "--publish", multiple=True, metavar="[IP:][HOSTPORT:]PORT[/PROTO]",

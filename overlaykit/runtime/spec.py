@@ -44,7 +44,7 @@ class RunOptions:
     hostname: str | None = None
     tty: bool = False
     stdin_open: bool = False
-    network: str = "none"            # none, host, bridge or a network's name
+    network: str = "bridge"          # bridge (Docker's default), a network's name, none or host
     publish: tuple[str, ...] = ()    # -p [IP:][HOSTPORT:]CONTAINERPORT[/PROTO], as typed
     publish_all: bool = False        # -P: every exposed port, to a port the kernel picks
     read_only: bool = False

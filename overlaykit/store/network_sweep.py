@@ -110,3 +110,19 @@ def _delete_device(name: str) -> str:
 def sweep(layout: Layout) -> list[str]:
     """Remove every stray; one line per thing removed (prune's way)."""
     return [done for stray in strays(layout) if (done := stray.remove())]
+
+
+def remove_all(layout: Layout) -> None:
+    """Every rule and device this store made in this network namespace, live or not: for a
+    store that is thrown away (the tests' teardown), so its default bridge does not outlive it."""
+    if not os.path.isdir(layout.networks):
+        return
+    from overlaykit.linux import netlink, nftables
+    tag = networks.store_tag(layout)
+    if nftables.available():
+        nftables.delete_rules("ip", "overlaykit", [
+            r for r in nftables.list_rules("ip", "overlaykit")
+            if r.get("comment", "").startswith(f"okit {tag} ")])
+    with netlink.host() as ipr:
+        for name in netlink.aliased_links(ipr, f"overlaykit {tag} "):
+            netlink.delete_link(ipr, name)
