@@ -44,6 +44,11 @@ class Stdio:
                 os.close(fd)
         self.child_fds = (None, None, None)
 
+    def close_output(self, fd: int) -> None:
+        """Stop reading one output: the command's next write to it gets SIGPIPE."""
+        del self.outputs[fd]
+        os.close(fd)
+
     def close(self) -> None:
         self.close_child_ends()
         for fd in [*self.outputs, *([self.stdin] if self.stdin is not None else [])]:
@@ -115,9 +120,13 @@ def pump(stdio: Stdio, master: int | None, log: LogWriter, server: AttachServer,
                     log.end(stream)
                     continue
                 log.write(stream, data)
+                server.send(STREAM_KIND[stream], data)
                 if stream in sinks and not _to_local(sinks[stream], data):
                     del sinks[stream]
-                server.send(STREAM_KIND[stream], data)
+                    if master is None:  # `run ... | head -1`: as if the command wrote there
+                        del outputs[fd]  # itself, its next write gets SIGPIPE
+                        log.end(stream)
+                        stdio.close_output(fd)
             if writable:
                 pending = _feed(target, pending)
             if local_in is not None and local_in in ready:
