@@ -54,7 +54,7 @@ bench: deps $(IMAGE)
 # in /var/cache/overlaykit-vm; the guest uses the image's venv instead of `make deps`.
 VM_PKGS  := qemu-system-x86 qemu-utils debootstrap cpio e2fsprogs
 VM_VENV  := VENV=/opt/overlaykit-venv
-VM_SMOKE_TESTS := tests/test_workbench.py tests/test_experiments.py tests/test_mounts.py tests/test_deep_images.py
+VM_SMOKE_TESTS := tests/test_workbench.py tests/test_experiments.py tests/test_mounts.py tests/test_deep_images.py tests/test_cgroups.py
 
 vm-deps: deps
 	@missing=""; for p in $(VM_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
