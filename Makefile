@@ -64,7 +64,7 @@ vm-test: vm-deps
 	scripts/vm/run.sh make test $(VM_VENV)
 
 vm-smoke: vm-deps
-	scripts/vm/run.sh --timeout 1200 'make demo $(VM_VENV) && python -m pytest -q $(VM_SMOKE_TESTS)'
+	scripts/vm/run.sh --timeout 2400 'make demo $(VM_VENV) && python -m pytest -q $(VM_SMOKE_TESTS)'
 	@mkdir -p build
 	OVERLAYKIT_TESTS_HOST_NETWORK=1 $(BIN)/python -m pytest -q -m vm -o addopts='' --basetemp=build/pytest-vm tests/test_vm.py tests/test_vm_image.py
 
