@@ -25,6 +25,9 @@ import platform
 import struct
 from typing import NoReturn
 
+from overlaykit.linux.readonly_trampoline import (memfd_exec_forbidden, memfd_noexec_scope,
+                                                  readonly_program)
+
 REPORT_FD = 3
 ALONE_MESSAGE = (b"overlaykit: /proc/self/exe is overlaykit's exec trampoline: "
                  b"it runs no command on its own\n")
@@ -143,10 +146,14 @@ def elf(machine: str) -> bytes:
 
 
 def sealed_trampoline() -> int:
-    """A close-on-exec memfd holding this machine's trampoline, sealed against every change."""
+    """A close-on-exec memfd holding this machine's trampoline, sealed against every change;
+    where vm.memfd_noexec=2 forbids executing memfds, the same program on a read-only
+    detached tmpfs instead (linux/readonly_trampoline.py)."""
     machine = platform.machine()
     if machine not in _MACHINES:
         raise OSError(errno.ENOSYS, f"no exec trampoline for {machine}", "memfd_create")
+    if memfd_exec_forbidden(memfd_noexec_scope()):
+        return readonly_program(elf(machine))
     flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
         fd = os.memfd_create("overlaykit-exec", flags | _MFD_EXEC)
