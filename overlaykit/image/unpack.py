@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image import whiteout
+from overlaykit.image.filewriter import INLINE_LIMIT, FileWriter, NewFile
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                                       open_in_root, openat2)
 from overlaykit.linux.tree import remove_tree
@@ -79,6 +80,7 @@ def _apply_all(stream: typing.BinaryIO, layer: "_Layer") -> UnpackStats:
             layer.apply(tar, member)
         if tar.bad_end is not None:
             raise OverlaykitError(_bad_end_message(what, layer.name, tar.bad_end))
+        layer.settle()
         layer.set_directory_times()
     except tarfile.ReadError as e:
         if str(e) == "unexpected end of data":
@@ -88,6 +90,7 @@ def _apply_all(stream: typing.BinaryIO, layer: "_Layer") -> UnpackStats:
         raise OverlaykitError(f"{what}: {layer.name}: {e.strerror or e}") from e
     finally:
         layer.close()
+        layer.stop_writing()
     return layer.stats()
 
 
@@ -248,6 +251,8 @@ class _Layer:
         self.parent_fd = -1
         self.dir_times: dict[str, tuple[int, int]] = {}  # set last: children change them
         self.entries = self.bytes = self.whiteouts = self.opaque_dirs = 0
+        self.writer: FileWriter | None = None  # small regular files, written side by side
+        self.parent_ident: tuple[int, int] | None = None  # the cached parent's, once asked for
 
     def stats(self) -> UnpackStats:
         return UnpackStats(self.entries, self.bytes, self.whiteouts, self.opaque_dirs)
@@ -256,6 +261,27 @@ class _Layer:
         if self.parent_fd >= 0:
             os.close(self.parent_fd)
             self.parent_fd = -1
+
+    def wait_for(self, pfd: int, base: str) -> None:
+        """Before an entry named base in the cached parent pfd: let a file being written there land."""
+        if self.writer is not None and self.writer.busy(self.parent_id(pfd), base):
+            self.writer.settle()
+
+    def parent_id(self, pfd: int) -> tuple[int, int]:
+        """(st_dev, st_ino) of the cached parent: what the writer knows a directory by."""
+        if self.parent_ident is None:
+            st = os.fstat(pfd)
+            self.parent_ident = (st.st_dev, st.st_ino)
+        return self.parent_ident
+
+    def settle(self) -> None:
+        if self.writer is not None:
+            self.writer.settle()
+
+    def stop_writing(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
     def refuse(self, problem: str) -> OverlaykitError:
         return OverlaykitError(f"{self.what}: {self.name}: {problem}")
@@ -313,6 +339,15 @@ class _Layer:
 
     def write_file(self, tar, member, parts: list[str]) -> None:
         pfd, base = self.replace(parts)
+        if member.size <= INLINE_LIMIT:  # read now, created by a worker while the next entries are read
+            data = tar.extractfile(member).read()
+            self.bytes += len(data)
+            if self.writer is None:
+                self.writer = FileWriter(self.what, _set_xattr)
+            self.writer.write(pfd, NewFile(member.name, self.parent_id(pfd), base, data, member.uid,
+                                           member.gid, member.mode & 0o7777, tuple(_xattrs(member)),
+                                           _times(member)))
+            return
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=pfd)
         try:
@@ -332,6 +367,7 @@ class _Layer:
 
     def make_dir(self, member, parts: list[str]) -> None:
         pfd, base = self.parent(parts[:-1]), parts[-1]
+        self.wait_for(pfd, base)
         existing = self.lstat(pfd, base)
         replaced_whiteout = False
         if existing is None or not stat.S_ISDIR(existing.st_mode):
@@ -380,6 +416,7 @@ class _Layer:
             raise self.refuse(f"hard link target {member.linkname} is outside the layer")
         if not target:
             raise self.refuse(f"hard link target {member.linkname} is the layer root")
+        self.settle()  # the target may be a file still being written, by any name
         pfd, base = self.replace(parts)
         missing = self.refuse(f"hard link target {member.linkname} is not in the layer")
         try:
@@ -415,6 +452,7 @@ class _Layer:
         """`.wh.NAME`: a 0:0 character device NAME, unless this layer itself has NAME."""
         if name in ("", ".", ".."):
             raise self.refuse("invalid whiteout name")
+        self.settle()
         pfd = self.parent(parents)
         existing = self.lstat(pfd, name)
         if existing is None:
@@ -454,7 +492,7 @@ class _Layer:
             return self.parent_fd
         fd = self.open_dir(parts, key)
         self.close()
-        self.parent_key, self.parent_fd = key, fd
+        self.parent_key, self.parent_fd, self.parent_ident = key, fd, None
         return fd
 
     def open_dir(self, parts: list[str], key: str) -> int:
@@ -462,6 +500,7 @@ class _Layer:
             return self.find_dir(key, self.parent_key, self.parent_fd)
         except (FileNotFoundError, NotADirectoryError):
             pass
+        self.settle()  # a missing component may be a file still being written: let it land first
         # Walk it one component at a time, making what is missing (0755, root, as Docker does).
         fd = open_in_root(self.root_fd, "", os.O_PATH | os.O_DIRECTORY)
         try:
@@ -508,11 +547,13 @@ class _Layer:
     def replace(self, parts: list[str]) -> tuple[int, str]:
         """The parent fd and name for a new non-directory entry, with whatever was there gone."""
         pfd, base = self.parent(parts[:-1]), parts[-1]
+        self.wait_for(pfd, base)
         existing = self.lstat(pfd, base)
         if existing is not None:
             if stat.S_ISDIR(existing.st_mode) and not self.layer:
                 raise self.refuse("cannot overwrite a directory with a non-directory")
             if stat.S_ISDIR(existing.st_mode):
+                self.settle()  # files may still be landing in it
                 remove_tree(base, dir_fd=pfd)
             else:
                 os.unlink(base, dir_fd=pfd)  # a symlink is replaced itself, never its target
