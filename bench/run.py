@@ -1,190 +1,344 @@
-"""overlaykit's benchmarks: each result is a ratio against a baseline measured in the same run.
+"""overlaykit's benchmarks (issue 12): every figure beside a baseline measured in the same run.
 
-This machine is noisy, so no absolute number is a verdict; the ratio to a C tool doing the
-same job right beside it is. Prints a Markdown table (and writes build/bench.md).
+The machine is shared and noisy, so no absolute number is a verdict: each figure is a median
+of paired rounds (ours and the baselines in turn) and reported as a ratio.
 
-- load:   `overlaykit load` of a gzip layer   vs  `tar -xzf` of the same layer (GNU tar, C)
-- load-zstd: the same with zstd               vs  `tar --zstd -xf`
-- run:    `overlaykit run --rm IMAGE true`    vs  `unshare -mpuin --fork chroot ROOTFS true`
-- import: `python -m overlaykit --version`    vs  `python -c pass` (start-up cost of the CLI)
-- load-sync: the gzip load, synced             vs  the same load with the layer syncs taken out
-- memory: peak RSS of the load above          vs  the layer's uncompressed size
+- run:     `overlaykit run --rm IMAGE true`  vs `docker run --rm --network none`, and vs the
+           floor: `unshare -mpuin --fork chroot ROOTFS true` (plus python's own start)
+- load:    a ~200 MB debootstrap'd minbase image (bench/debian_image.py) into a fresh store
+           vs `docker load` of the same archive (after `docker rmi`), and vs `tar -xf` of its layer
+- sync:    load and run with every fsync/syncfs stubbed out (bench/nosync.py) vs as shipped
+- depth:   a 500-layer image: load, run, diff, commit; mounting 1/100/500 layers on each path
+- scale:   50 `run -d` at once vs 50 `docker run -d` at once; supervisor memory per container
+           vs containerd-shim's; disk per container vs Docker's
+- changes: `diff` and `commit` of a container that wrote 10,000 files vs docker diff / commit
+
+Writes build/bench.md (the table, the machine, notes with `-X importtime` and a profile).
+Knobs: BENCH_REPEAT (rounds of the quick figures, 7), BENCH_LOAD_REPEAT (3), BENCH_SCALE (50),
+BENCH_CHANGES (10000), BENCH_DEPTH (500), BENCH_DOCKER=0 (no engine), BENCH_ONLY=run,load,...
 """
 
-import io
 import json
 import os
-import resource
+import platform
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
+from contextlib import ExitStack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
-from overlaykit.image.writer import ImageToWrite, LayerBlob, write_archive  # noqa: E402
+import debian_image  # noqa: E402
+import deep  # noqa: E402
+import engine  # noqa: E402
+import profiles  # noqa: E402
+from measure import ENV, PY, REPEAT, Case, Row, nosync, overlaykit, paired, table  # noqa: E402
 
-PY = sys.executable
-LAYER_MB = int(os.environ.get("BENCH_LAYER_MB", "256"))
-REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
-
-
-def timed(cmd: list[str], repeat: int = REPEAT, setup=None, **kw) -> float:
-    """Median wall time of cmd over repeat runs (setup() runs before each, untimed)."""
-    times = []
-    for _ in range(repeat):
-        if setup:
-            setup()
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+LOAD_REPEAT = int(os.environ.get("BENCH_LOAD_REPEAT", "3"))
+SCALE = int(os.environ.get("BENCH_SCALE", "50"))
+CHANGES = int(os.environ.get("BENCH_CHANGES", "10000"))
+DEPTH = int(os.environ.get("BENCH_DEPTH", "500"))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+DEMO = "overlaykit-demo:1"
 
 
-def make_layer(path: str, total_mb: int) -> None:
-    """An uncompressed layer tar: many files of half-compressible data, a few big ones."""
-    rnd = os.urandom(1 << 20)
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        written, n = 0, 0
-        while written < total_mb << 20:
-            size = (4 << 20) if n % 50 == 0 else (64 << 10)
-            data = (rnd[: size // 2] + bytes(size // 2)) if size <= len(rnd) * 2 else bytes(size)
-            info = tarfile.TarInfo(f"d{n % 40}/f{n}")
-            info.size, info.mtime = len(data), 1700000000
-            tar.addfile(info, io.BytesIO(data))
-            written += size
-            n += 1
+def wanted(name: str) -> bool:
+    return not ONLY or name in ONLY
 
 
-def make_archive(work: str, layer_tar: str, compressor: str) -> tuple[str, str]:
-    """A one-layer docker archive whose layer blob is compressed with compressor."""
-    diff_id = "sha256:" + _sha256_file(layer_tar)
-    blob = os.path.join(work, f"layer.{compressor}")
-    if compressor == "gzip":
-        subprocess.run(f"gzip -1 -c {layer_tar} > {blob}", shell=True, check=True)
-        media = "application/vnd.oci.image.layer.v1.tar+gzip"
-    else:
-        subprocess.run(["zstd", "-q", "-f", "-3", layer_tar, "-o", blob], check=True)
-        media = "application/vnd.oci.image.layer.v1.tar+zstd"
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
-    layer = LayerBlob("sha256:" + _sha256_file(blob), os.path.getsize(blob),
-                      lambda: open(blob, "rb"), media)
-    out = os.path.join(work, f"image-{compressor}.tar")
-    with open(out, "wb") as f:
-        write_archive(f, [ImageToWrite(config, [layer], [f"bench:{compressor}"])], fmt="oci")
-    return out, blob
+def ok(*argv: str, **kw) -> str:
+    return subprocess.run(list(argv), check=True, capture_output=True, text=True, env=ENV, **kw).stdout
 
 
-def _sha256_file(path: str) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+def fresh(path: str):
+    def reset() -> None:
+        shutil.rmtree(path, ignore_errors=True)
+    return reset
 
 
-def bench_load(work: str, layer_tar: str, compressor: str) -> dict:
-    archive, blob = make_archive(work, layer_tar, compressor)
-    store = os.path.join(work, "store")
-    target = os.path.join(work, "untar")
-    reset_store = lambda: shutil.rmtree(store, ignore_errors=True)  # noqa: E731
-
-    def reset_target():
-        shutil.rmtree(target, ignore_errors=True)
-        os.mkdir(target)
-
-    tar_flag = "-xzf" if compressor == "gzip" else "--zstd -xf"
-    base = timed(["sh", "-c", f"tar {tar_flag} {blob} -C {target}"], setup=reset_target)
-    ours = timed([PY, "-m", "overlaykit", "--root", store, "load", archive], setup=reset_store)
-    return {"what": f"load ({compressor}, {LAYER_MB} MiB layer)", "baseline": f"tar {tar_flag}",
-            "base_s": base, "ours_s": ours}
+def empty_dir(path: str):
+    def reset() -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        os.mkdir(path)
+    return reset
 
 
-# `overlaykit` with the syncs of a layer (syncfs before its layerdb entry, fsyncs of overlay2/
-# and l/) taken out: what durability costs a load.
-_NO_LAYER_SYNC = ("import sys; from overlaykit.store import layers; "
-                  "layers.syncfs = layers.fsync_directory = lambda path: None; "
-                  "from overlaykit.cli.main import main; main(sys.argv[1:])")
+# -- run ------------------------------------------------------------------------------------
 
-
-def bench_load_sync(work: str) -> dict:
-    store = os.path.join(work, "store")
-    archive = os.path.join(work, "image-gzip.tar")
-    reset_store = lambda: shutil.rmtree(store, ignore_errors=True)  # noqa: E731
-    base = timed([PY, "-c", _NO_LAYER_SYNC, "--root", store, "load", archive], setup=reset_store)
-    ours = timed([PY, "-m", "overlaykit", "--root", store, "load", archive], setup=reset_store)
-    return {"what": f"load (gzip, {LAYER_MB} MiB layer), synced", "baseline": "the same load unsynced",
-            "base_s": base, "ours_s": ours}
-
-
-def bench_peak_rss(work: str) -> dict:
-    store = os.path.join(work, "store")
-    shutil.rmtree(store, ignore_errors=True)
-    archive = os.path.join(work, "image-gzip.tar")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([PY, "-m", "overlaykit", "--root", store, "load", archive], check=True,
-                   stdout=subprocess.DEVNULL)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"what": "peak RSS of load (MiB)", "baseline": "layer size (MiB)",
-            "base_s": float(LAYER_MB), "ours_s": max(peak_kib, before) / 1024}
-
-
-def bench_run(work: str, image_tar: str) -> dict:
-    store = os.path.join(work, "runstore")
-    ok = [PY, "-m", "overlaykit", "--root", store]
-    subprocess.run(ok + ["load", image_tar], check=True, stdout=subprocess.DEVNULL)
-    tag = subprocess.run(ok + ["images", "--json"], check=True, capture_output=True, text=True)
-    row = json.loads(tag.stdout)[0]
-    ref = f"{row['Repository']}:{row['Tag']}"
+def bench_run(work: str, store: str, docker, rows: list[Row], notes: list[str]) -> None:
     rootfs = os.path.join(work, "rootfs")
-    os.makedirs(rootfs, exist_ok=True)
-    subprocess.run(["tar", "-xf", "-", "-C", rootfs],
-                   input=subprocess.run(ok + ["export", _create(ok, ref)], check=True,
-                                        capture_output=True).stdout, check=True)
-    base = timed(["unshare", "-mpuin", "--fork", "chroot", rootfs, "/bin/true"])
-    ours = timed(ok + ["run", "--rm", ref, "/bin/true"])
-    return {"what": "run --rm IMAGE true", "baseline": "unshare -mpuin chroot true",
-            "base_s": base, "ours_s": ours}
+    os.mkdir(rootfs)
+    container = ok(*overlaykit(store, "create", DEMO)).strip()
+    exported = subprocess.run(overlaykit(store, "export", container), check=True, capture_output=True, env=ENV)
+    subprocess.run(["tar", "-xf", "-", "-C", rootfs], input=exported.stdout, check=True)
+    ok(*overlaykit(store, "rm", container))
+    python = Case("python -c pass", [PY, "-c", "pass"])
+    floor = Case("unshare+chroot", ["unshare", "-mpuin", "--fork", "chroot", rootfs, "/bin/true"])
+    ours = Case("overlaykit", overlaykit(store, "run", "--rm", DEMO, "/bin/true"))
+    unsynced = Case("overlaykit, no syncs", nosync(store, "run", "--rm", DEMO, "/bin/true"))
+    cases = [ours, python, floor, unsynced]
+    if docker:
+        theirs = Case("docker", docker.argv("run", "--rm", "--network", "none", DEMO, "/bin/true"))
+        cases.append(theirs)
+    paired(*cases)
+    allowance = python.median + 0.025 + floor.median
+    if docker:
+        rows.append(Row("run --rm IMAGE true", ours.median, "docker run --rm --network none",
+                        theirs.median, goal="<= 0.20x", met=ours.median <= 0.2 * theirs.median))
+    rows.append(Row("run --rm IMAGE true", ours.median, "unshare -mpuin chroot true", floor.median,
+                    goal=f"<= floor + python + 25 ms = {allowance * 1000:.0f} ms",
+                    met=ours.median <= allowance,
+                    note=f"python -c pass {python.median * 1000:.0f} ms; overlaykit CPU "
+                         f"{ours.cpu_median * 1000:.0f} ms"))
+    rows.append(Row("run --rm IMAGE true, synced", ours.median, "the same run, no fsync/syncfs",
+                    unsynced.median))
+    notes.append(profiles.run_notes(store, DEMO))
 
 
-def _create(ok: list[str], ref: str) -> str:
-    return subprocess.run(ok + ["create", ref], check=True, capture_output=True,
-                          text=True).stdout.strip()
+# -- load -----------------------------------------------------------------------------------
+
+def bench_load(work: str, docker, rows: list[Row], notes: list[str]) -> None:
+    archive, kind = debian_image.debian_archive()
+    size_mb = os.path.getsize(archive) / 1e6
+    layer = debian_image.layer_of(archive, work)
+    store = os.path.join(work, "loadstore")
+    target = os.path.join(work, "untar")
+    ours = Case("overlaykit", overlaykit(store, "load", "-i", archive), setup=fresh(store))
+    unsynced = Case("overlaykit, no syncs", nosync(store, "load", "-i", archive), setup=fresh(store))
+    untar = Case("tar -xf", ["tar", "-xf", layer, "-C", target], setup=empty_dir(target))
+    untar_sync = Case("tar -xf; sync -f", ["sh", "-c", f'tar -xf "$0" -C "$1" && sync -f "$1"', layer, target],
+                      setup=empty_dir(target))
+    cases = [ours, untar, untar_sync, unsynced]
+    if docker:
+        theirs = Case("docker load", docker.argv("load", "-i", archive),
+                      setup=lambda: docker("rmi", "-f", debian_image.TAG, check=False))
+        cases.append(theirs)
+    paired(*cases, repeat=LOAD_REPEAT, warmup=False)  # layer_of just read the archive: it is cached
+    what = f"load {size_mb:.0f} MB {kind}"
+    if docker:
+        rows.append(Row(what, ours.median, "docker load", theirs.median, goal="<= 0.50x",
+                        met=ours.median <= 0.5 * theirs.median,
+                        note=f"overlaykit CPU {ours.cpu_median:.2f} s"))
+    rows.append(Row(what, ours.median, "tar -xf of its layer", untar.median, goal="<= 1.30x",
+                    met=ours.median <= 1.3 * untar.median))
+    rows.append(Row(what, ours.median, "tar -xf; sync -f", untar_sync.median))
+    rows.append(Row(what + ", synced", ours.median, "the same load, no fsync/syncfs", unsynced.median))
+    shutil.rmtree(target, ignore_errors=True)
+    notes.append(profiles.load_notes(store, archive))
+    shutil.rmtree(store, ignore_errors=True)
 
 
-def bench_startup() -> dict:
-    base = timed([PY, "-c", "pass"], repeat=REPEAT * 2)
-    ours = timed([PY, "-m", "overlaykit", "--version"], repeat=REPEAT * 2)
-    return {"what": "CLI start-up", "baseline": "python -c pass", "base_s": base, "ours_s": ours}
+# -- depth ----------------------------------------------------------------------------------
+
+def bench_depth(work: str, rows: list[Row], notes: list[str]) -> None:
+    deep_dir = os.path.join(work, "deep")
+    os.mkdir(deep_dir)
+    archive, tars = deep.write_deep_image(deep_dir, DEPTH, f"bench-deep:{DEPTH}")
+    deep_store = os.path.join(work, "deepstore")
+    untar_root = os.path.join(work, "deep-untar")
+
+    def untar_all() -> None:
+        for n, path in enumerate(tars):
+            os.mkdir(os.path.join(untar_root, str(n)))
+        subprocess.run(["sh", "-c", 'for n in $(seq 0 $(($1 - 1))); do tar -xf "$0/layer$(printf %03d $n).tar" '
+                        '-C "$2/$n" || exit 1; done', deep_dir, str(len(tars)), untar_root], check=True)
+
+    load = Case("overlaykit", overlaykit(deep_store, "load", "-i", archive), setup=fresh(deep_store))
+    untar = Case("tar", untar_all, setup=empty_dir(untar_root))
+    paired(load, untar, repeat=max(1, LOAD_REPEAT - 2), warmup=False)
+    rows.append(Row(f"load {DEPTH}-layer image", load.median, f"tar -xf of its {DEPTH} layers", untar.median))
+    shutil.rmtree(untar_root, ignore_errors=True)
+    ok(*overlaykit(deep_store, "load", "-i", "build/demo-image.tar"))
+    tag = f"bench-deep:{DEPTH}"
+    tried = subprocess.run(overlaykit(deep_store, "run", "--rm", tag, "/bin/true"), capture_output=True,
+                           text=True, env=ENV)
+    if tried.returncode != 0:  # the container's init layer sits on the image's layers too
+        notes.append(f"- A {DEPTH}-layer image loads but does not run: `{tried.stderr.strip()}`. "
+                     f"Run, diff and commit are measured on {DEPTH - 1} image layers (+ the init layer = "
+                     f"{DEPTH} lowers), the deepest that runs.\n")
+        archive, _ = deep.write_deep_image(deep_dir, DEPTH - 1, f"bench-deep:{DEPTH - 1}")
+        ok(*overlaykit(deep_store, "load", "-i", archive))
+        tag = f"bench-deep:{DEPTH - 1}"
+    layers = int(tag.rpartition(":")[2])
+    run_deep = Case("deep", overlaykit(deep_store, "run", "--rm", tag, "/bin/true"))
+    run_one = Case("demo", overlaykit(deep_store, "run", "--rm", DEMO, "/bin/true"))
+    paired(run_deep, run_one)
+    rows.append(Row(f"run --rm on {layers} layers", run_deep.median, "run --rm on 3 layers (demo)", run_one.median))
+    write = "mkdir -p /w && echo a > /w/a && echo b > /w/b"
+    for image, name in ((tag, "cdeep"), (DEMO, "cdemo")):
+        ok(*overlaykit(deep_store, "run", "--name", name, image, "/bin/sh", "-c", write))
+    diff_deep = Case("deep", overlaykit(deep_store, "diff", "cdeep"))
+    diff_one = Case("demo", overlaykit(deep_store, "diff", "cdemo"))
+    paired(diff_deep, diff_one)
+    rows.append(Row(f"diff on {layers} layers", diff_deep.median, "diff on 3 layers", diff_one.median))
+    counter = iter(range(10 ** 6))
+    commit_deep = Case("deep", lambda: ok(*overlaykit(deep_store, "commit", "cdeep", f"bench-c:{next(counter)}")))
+    commit_one = Case("demo", lambda: ok(*overlaykit(deep_store, "commit", "cdemo", f"bench-c:{next(counter)}")))
+    paired(commit_deep, commit_one, repeat=max(1, LOAD_REPEAT - 2), warmup=False)
+    rows.append(Row(f"commit on {layers} layers", commit_deep.median, "commit on 3 layers", commit_one.median))
+    shutil.rmtree(deep_store, ignore_errors=True)  # images only: the containers exited
+    times = deep.mount_times(work, (1, 100, DEPTH), repeat=REPEAT)
+    rows.append(Row("mount a tmpfs (the cost of a mount)", times["tmpfs"][1], "-", times["tmpfs"][1]))
+    for path in ("mount(2)", "lowerdir+", "legacy"):
+        for depth, seconds in sorted(times[path].items()):
+            how = {"mount(2)": "mount(2), absolute lowerdir", "lowerdir+": "fsconfig lowerdir+ (6.8+)",
+                   "legacy": "mount(2), relative l/ names" + (" via /proc/self/fd" if depth > 140 else "")}[path]
+            one = times[path][1]
+            rows.append(Row(f"mount {depth} lower{'s' if depth > 1 else ''} + upper: {how}", seconds,
+                            "1 lower on that path" if depth > 1 else "a tmpfs mount",
+                            one if depth > 1 else times["tmpfs"][1]))
+    shutil.rmtree(deep_dir, ignore_errors=True)
+
+
+# -- scale ----------------------------------------------------------------------------------
+
+def bench_scale(work: str, store: str, docker, rows: list[Row]) -> None:
+    import psutil
+    before = _disk(os.path.join(store, "overlay2"))
+    start = time.perf_counter()
+    procs = [subprocess.Popen(overlaykit(store, "run", "-d", "--name", f"s{n}", DEMO, "sleep", "600"),
+                              stdout=subprocess.DEVNULL, env=ENV) for n in range(SCALE)]
+    codes = [p.wait() for p in procs]
+    ours = time.perf_counter() - start
+    if any(codes):
+        raise RuntimeError(f"overlaykit run -d failed: exit codes {sorted(set(codes))}")
+    listed = json.loads(ok(*overlaykit(store, "ps", "--json")))
+    pids = [row.get("Pid") or row.get("State", {}).get("Pid") for row in listed]
+    supervisors = {psutil.Process(pid).parent() for pid in pids if pid}
+    rss = statistics.median(p.memory_info().rss for p in supervisors) / 2**20
+    uss = statistics.median(p.memory_full_info().uss for p in supervisors) / 2**20
+    ours_disk = (_disk(os.path.join(store, "overlay2")) - before) / SCALE
+    ok(*overlaykit(store, "rm", "-f", *[f"s{n}" for n in range(SCALE)]))
+    if not docker:
+        rows.append(Row(f"start {SCALE} x run -d at once", ours, "(no docker)", ours))
+        rows.append(Row("supervisor memory per container (RSS)", rss, "(no docker)", rss, unit="MiB",
+                        note=f"USS {uss:.1f} MiB"))
+        return
+    data = docker("info", "--format", "{{.DockerRootDir}}").stdout.strip()
+    dbefore = _disk(data)
+    start = time.perf_counter()
+    procs = [subprocess.Popen(docker.argv("run", "-d", "--network", "none", "--name", f"s{n}", DEMO,
+                                          "sleep", "600"), stdout=subprocess.DEVNULL) for n in range(SCALE)]
+    codes = [p.wait() for p in procs]
+    theirs = time.perf_counter() - start
+    if any(codes):
+        raise RuntimeError(f"docker run -d failed: exit codes {sorted(set(codes))}")
+    dpids = [int(p) for p in docker("inspect", "-f", "{{.State.Pid}}",
+                                    *[f"s{n}" for n in range(SCALE)]).stdout.split()]
+    shims = {psutil.Process(pid).parent() for pid in dpids}
+    shim_rss = statistics.median(p.memory_info().rss for p in shims) / 2**20
+    shim_uss = statistics.median(p.memory_full_info().uss for p in shims) / 2**20
+    docker_disk = (_disk(data) - dbefore) / SCALE
+    docker("rm", "-f", *[f"s{n}" for n in range(SCALE)])
+    rows.append(Row(f"start {SCALE} x run -d at once", ours, f"{SCALE} x docker run -d at once", theirs))
+    rows.append(Row("memory per running container (RSS)", rss, "containerd-shim-runc-v2 RSS", shim_rss,
+                    unit="MiB", note=f"USS {uss:.1f} vs {shim_uss:.1f} MiB; one Python supervisor each"))
+    rows.append(Row("disk per container", ours_disk / 2**20, "docker's", docker_disk / 2**20, unit="MiB",
+                    note="the image's layers are stored once for all"))
+
+
+def _disk(path: str) -> int:
+    """Bytes in use under path on its own filesystem (mounted merged/ dirs are not counted)."""
+    return int(subprocess.run(["du", "-sx", "-B1", path], check=True, capture_output=True,
+                              text=True).stdout.split()[0])
+
+
+# -- changes --------------------------------------------------------------------------------
+
+def bench_changes(store: str, docker, rows: list[Row]) -> None:
+    script = (f"mkdir /c && cd /c && i=0 && while [ $i -lt {CHANGES} ]; do echo $i > f$i; "
+              "i=$((i+1)); done")
+    ok(*overlaykit(store, "run", "--name", "changes", DEMO, "/bin/sh", "-c", script))
+    counter = iter(range(10 ** 6))
+    diff = Case("overlaykit diff", overlaykit(store, "diff", "changes"))
+    commit = Case("overlaykit commit", lambda: ok(*overlaykit(store, "commit", "changes",
+                                                             f"bench-changes:{next(counter)}")))
+    cases = [diff, commit]
+    if docker:
+        docker("run", "--network", "none", "--name", "changes", DEMO, "/bin/sh", "-c", script)
+        ddiff = Case("docker diff", docker.argv("diff", "changes"))
+        dcommit = Case("docker commit", lambda: docker("commit", "changes", f"bench-changes:{next(counter)}"))
+        cases += [ddiff, dcommit]
+    paired(*cases[0::2], repeat=max(3, REPEAT // 2))  # the diffs
+    paired(*cases[1::2], repeat=max(1, LOAD_REPEAT - 2), warmup=False)  # the commits: slow, and each one a new image
+    if docker:
+        rows.append(Row(f"diff of {CHANGES:,} new files", diff.median, "docker diff", ddiff.median))
+        rows.append(Row(f"commit of {CHANGES:,} new files", commit.median, "docker commit", dcommit.median))
+        docker("rm", "-f", "changes")
+    else:
+        rows.append(Row(f"diff of {CHANGES:,} new files", diff.median, "(no docker)", diff.median))
+        rows.append(Row(f"commit of {CHANGES:,} new files", commit.median, "(no docker)", commit.median))
+    ok(*overlaykit(store, "rm", "changes"))
+
+
+# -- the report -----------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    fs = subprocess.run(["findmnt", "-no", "FSTYPE,SOURCE", "-T", tempfile.gettempdir()],
+                        capture_output=True, text=True).stdout.strip()
+    docker = subprocess.run(["dockerd", "--version"], capture_output=True, text=True).stdout.strip() \
+        if shutil.which("dockerd") else "no dockerd"
+    load = os.getloadavg()
+    return (f"{os.cpu_count()} vCPU ({cpu}), {mem:.0f} GiB, Linux {platform.release()}, "
+            f"store and /tmp on {fs}; Python {platform.python_version()}; {docker}; "
+            f"load average at the start {load[0]:.1f} (machine shared with other test runs)")
 
 
 def main() -> None:
-    image_tar = sys.argv[1] if len(sys.argv) > 1 else os.path.join("build", "demo-image.tar")
-    rows = [bench_startup()]
-    with tempfile.TemporaryDirectory(prefix="overlaykit-bench-") as work:
-        if os.path.exists(image_tar):
-            rows.append(bench_run(work, image_tar))
-        layer = os.path.join(work, "layer.tar")
-        make_layer(layer, LAYER_MB)
-        rows.append(bench_load(work, layer, "gzip"))
-        rows.append(bench_load(work, layer, "zstd"))
-        rows.append(bench_load_sync(work))
-        rows.append(bench_peak_rss(work))
-    lines = ["| benchmark | baseline | baseline | overlaykit | ratio |", "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['what']} | {r['baseline']} | {r['base_s']:.3f} | {r['ours_s']:.3f} | "
-                     f"{r['ours_s'] / r['base_s']:.2f}x |")
-    report = "\n".join(lines)
+    os.chdir(os.path.dirname(HERE))
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root (it mounts, unshares and starts dockerd)")
+    described = machine()
+    print(f"bench: {described}", flush=True)
+    rows: list[Row] = []
+    notes: list[str] = []
+    failed: list[str] = []
+    missing = engine.unavailable() if os.environ.get("BENCH_DOCKER", "1") != "0" else "BENCH_DOCKER=0"
+    if missing:
+        print(f"bench: no docker baseline: {missing}", flush=True)
+    start = time.perf_counter()
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="overlaykit-bench-") as work:
+        docker = None if missing else stack.enter_context(engine.private_dockerd())
+        if docker:
+            docker("load", "-i", "build/demo-image.tar")
+        store = os.path.join(work, "store")
+        ok(*overlaykit(store, "load", "-i", "build/demo-image.tar"))
+        sections = [("run", lambda: bench_run(work, store, docker, rows, notes)),
+                    ("load", lambda: bench_load(work, docker, rows, notes)),
+                    ("changes", lambda: bench_changes(store, docker, rows)),
+                    ("scale", lambda: bench_scale(work, store, docker, rows)),
+                    ("depth", lambda: bench_depth(work, rows, notes))]
+        for name, section in sections:
+            if wanted(name):
+                began = time.perf_counter()
+                try:
+                    section()
+                except (subprocess.CalledProcessError, RuntimeError, OSError) as e:
+                    failed.append(name)
+                    detail = getattr(e, "stderr", None) or ""
+                    notes.append(f"- **{name} failed**: {e} {detail.strip() if isinstance(detail, str) else ''}\n")
+                print(f"bench: {name} done in {time.perf_counter() - began:.0f} s", flush=True)
+    report = "\n".join([f"Machine: {described}.", "", table(rows), "",
+                        f"Total benchmark time {time.perf_counter() - start:.0f} s; medians of "
+                        f"{REPEAT} paired rounds ({LOAD_REPEAT} for loads).", "", *notes])
     print(report)
     os.makedirs("build", exist_ok=True)
     with open(os.path.join("build", "bench.md"), "w") as f:
         f.write(report + "\n")
+    if failed:
+        sys.exit(f"bench: failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
