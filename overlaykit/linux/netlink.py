@@ -1,8 +1,11 @@
 """Links, addresses and routes through rtnetlink, with pyroute2 (no `ip` processes).
 
-Importing this module imports pyroute2 (about 0.1 s), so only code that makes or removes a
-network device imports it, and only when it has one to make: `run --network none` never does.
-Every call raises OSError(errno, strerror, what) naming the device it acted on.
+Importing this module imports pyroute2's rtnetlink client, so only code that makes or removes
+a network device imports it, and only when it has one to make: `run --network none` never
+does. pyroute2's own package __init__ imports every subsystem it has (conntrack, ipdb, ndb,
+wireguard, nl80211, ...), about half of a `from pyroute2 import IPRoute`; _without_package_init
+skips it and imports only pyroute2.iproute.linux, which the default bridge pays for on every
+run (bench/network.py). Every call raises OSError(errno, strerror, what) naming the device.
 
 A container's side is reached through a netlink socket opened inside its network namespace
 (setns on this thread, the socket made, setns back): a socket stays in the namespace it was
@@ -10,15 +13,33 @@ made in, so no helper process is forked for it.
 """
 
 import errno
+import importlib.util
 import ipaddress
 import os
+import sys
+import types
 from contextlib import contextmanager
 from typing import Iterator
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from overlaykit.linux.namespaces import CLONE_NEWNET, setns
+
+
+def _without_package_init() -> None:
+    """Register pyroute2 as a bare package (its path, not its __init__), unless it is imported
+    already, so its submodules import alone. A later `from pyroute2 import X` in this process
+    would not find X: overlaykit imports only the submodules below."""
+    if "pyroute2" in sys.modules:
+        return
+    spec = importlib.util.find_spec("pyroute2")
+    package = types.ModuleType("pyroute2")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__spec__ = spec
+    sys.modules["pyroute2"] = package
+
+
+_without_package_init()
+from pyroute2.iproute.linux import IPRoute  # noqa: E402
+from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 
 
 @contextmanager

@@ -17,6 +17,7 @@ Docker, gives no names.
 
 import ipaddress
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -86,8 +87,8 @@ class Attachment:
 
     def leave(self) -> None:
         """Undo everything, whatever got made: proxy, rules, veths, leases, the peers' hosts."""
-        from overlaykit.runtime import network_proxy
         if self.proxy:
+            from overlaykit.runtime import network_proxy
             network_proxy.stop(self.proxy)
             self.proxy = 0
         if self.rules:
@@ -134,7 +135,12 @@ def attached(layout: Layout, container: Container, command: str) -> Iterator[Att
         _record(layout, container.id, attachment)
         yield attachment
     finally:
-        attachment.leave()
+        try:
+            attachment.leave()
+        except OSError as e:  # a full disk: the command's exit code matters more; check finds the rest
+            sys.stderr.write(f"overlaykit: {command}: warning: leaving its networks: "
+                             f"{e.filename}: {e.strerror}\n")
+            sys.stderr.flush()
 
 
 def _lease_all(layout: Layout, container: Container, command: str) -> Attachment:

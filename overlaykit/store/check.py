@@ -6,7 +6,8 @@ overlay2 directory sound: diff/, link, lower, l/ links; with verify_digests its 
 through the tar-split record and hashed again to its diff ID), every image (config bytes
 hash to its ID, every layer registered), repositories.json, overlay2 directories nothing
 names, dangling l/ links, container records (config.json and state.json parseable, InitLayer
-and RWLayer sound) and volumes (_data there, opts.json parseable).
+and RWLayer sound), volumes (_data there, opts.json parseable) and what networking left of
+dead containers or removed networks (leases, nftables rules, devices: store/network_sweep.py).
 
 A problem is one line. repair fixes what it can: a broken layer goes with every layer above
 it, the images that use them and those images' stopped containers (they cannot run without

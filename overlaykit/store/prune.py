@@ -4,7 +4,8 @@ In order: mounts under the root that no running container owns, the staging area
 written metadata, layerdb entries no image uses, overlay2 directories neither a layerdb
 entry nor a container record (InitLayer, RWLayer) names, and short links that lead nowhere
 (a layer that lost its link gets it back), and the empty cgroups of containers that are not
-running (a supervisor killed with -9 leaves one). Runs under the store lock, so no commit or
+running (a supervisor killed with -9 leaves one), and the leases, nftables rules and devices of
+containers that no longer run (store/network_sweep.py). Runs under the store lock, so no commit or
 container creation that holds the lock is ever half-way through when it looks.
 
 What a live process holds is left alone: the staging directories of live processes (a load
