@@ -38,7 +38,8 @@ def host_tree(tmp_path):
 def test_cp_into_a_stopped_container_lands_in_its_writable_layer(cli, demo, host_tree):
     cli("create", "--name", "box", demo, "sh", check=True)
     assert cli("cp", str(host_tree / "f.txt"), "box:/etc/", check=True).stdout == ""
-    assert cli("diff", "box", check=True).stdout == "C /etc\nA /etc/f.txt\n"
+    # /data: the image's VOLUME, mounted for cp, its mount point made as a start makes it
+    assert cli("diff", "box", check=True).stdout == "A /data\nC /etc\nA /etc/f.txt\n"
     (data,) = json.loads(cli("inspect", "box", check=True).stdout)
     rw = data["GraphDriver"]["Data"]["UpperDir"]
     assert open(os.path.join(rw, "etc", "f.txt")).read() == "hello\n"
@@ -180,3 +181,22 @@ def test_cp_into_a_running_container_reaches_its_volume_but_not_proc(cli, demo, 
            "filesystem (/proc, /sys, ...)\n")
     out = cli("cp", "web:/proc/1/status", "-", input=b"")
     assert out.returncode == 1 and b"pseudo filesystem" in out.stderr
+
+
+def test_cp_into_a_stopped_container_reaches_its_volumes_and_honours_read_only(cli, demo, layout,
+                                                                                tmp_path):
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    (tmp_path / "f").write_text("into the volume\n")
+    cli("create", "--name", "box", "--read-only", "-v", "vol:/vol", "-v", f"{bind}:/ro:ro",
+        "-v", f"{bind}:/rw", demo, "sh", check=True)
+    cli("cp", str(tmp_path / "f"), "box:/vol/", check=True)
+    assert open(os.path.join(layout.volume_data("vol"), "f")).read() == "into the volume\n"
+    cli("cp", str(tmp_path / "f"), "box:/rw/", check=True)
+    assert (bind / "f").read_text() == "into the volume\n"
+    for dest in ("box:/ro/g", "box:/etc/g"):  # a :ro bind, the --read-only root
+        refused = cli("cp", str(tmp_path / "f"), dest)
+        assert (refused.returncode, refused.stderr) == (1, "overlaykit: cp: g: Read-only file system\n")
+    out = cli("cp", "box:/vol/f", "-", input=b"", check=True).stdout
+    assert _tar_names(out) == ["f"]
+    assert not os.path.exists(bind / "g")

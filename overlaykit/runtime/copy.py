@@ -10,8 +10,8 @@ mounts are part of what cp sees, as Docker mounts them for cp; its pseudo filesy
 (/proc, /sys, cgroups, /dev/pts, /dev/mqueue) are neither read nor written: a write there
 would be the host's root writing kernel settings. A stopped container gets its overlay
 mounted in a mount namespace of this process alone (gone when it exits, whatever happens),
-under the container's supervisor lock so it cannot start meanwhile; what is copied in lands
-in its writable layer.
+under the container's supervisor lock so it cannot start meanwhile, with its binds and
+volumes mounted in it; what is copied in lands in its writable layer (or its volume).
 
 Docker's rules for names: a relative container path is relative to "/"; SRC ending in "/"
 must be a directory; SRC ending in "/." copies the directory's contents, not the directory;
@@ -62,7 +62,6 @@ class Root:
 
     fd: int
     pseudo: frozenset[int]
-    read_only: bool = False  # a stopped --read-only container: Docker refuses to copy in
 
 
 @dataclass(frozen=True)
@@ -125,17 +124,26 @@ def _running_root(container: Container) -> Iterator[Root]:
 
 @contextmanager
 def _stopped_root(layout: Layout, container: Container) -> Iterator[Root]:
-    """Its overlay (init layer, image, writable layer on top) at its merged/, seen only here."""
-    from overlaykit.linux.mount import set_propagation
+    """Its overlay (init layer, image, writable layer on top) at its merged/, seen only here,
+    with its binds and volumes mounted in it as Docker mounts them for cp (no copy-up, no
+    tmpfs: those exist only while it runs); --read-only makes the overlay itself read-only."""
+    from overlaykit.linux.mount import MS_NODEV, MS_RDONLY, remount_bind, set_propagation
     from overlaykit.linux.namespaces import CLONE_NEWNS, unshare
+    from overlaykit.runtime.mounts import mount_bind, resolve
+    from overlaykit.runtime.mountspec import specs_from_record
     from overlaykit.runtime.rootfs import mounted_rootfs
     rw = container.config.get("RWLayer")
     if not rw:
         raise OverlaykitError(f"cp: {container.name}: the container has no writable layer")
+    mounts = [m for m in resolve(layout, specs_from_record(container.config)) if m.type != "tmpfs"]
     unshare(CLONE_NEWNS)
     set_propagation("/", "rprivate")
     with mounted_rootfs(layout, rw) as rootfs:
-        yield Root(rootfs.fd, frozenset(), bool(container.config["HostConfig"].get("ReadonlyRootfs")))
+        for m in sorted(mounts, key=lambda m: m.destination.count("/")):
+            mount_bind(rootfs.fd, m.destination, m.source, readonly=m.readonly, nodev=True)
+        if container.config["HostConfig"].get("ReadonlyRootfs"):
+            remount_bind(rootfs.path, MS_RDONLY | MS_NODEV)
+        yield Root(rootfs.fd, frozenset())
 
 
 # --- sources ---
@@ -333,14 +341,10 @@ def open_destination(root: Root | None, path: str, source: Source | None,
 def _check_writable(root: Root | None, fd: int, path: str) -> None:
     if root is None:
         return
-    problem = None
-    if root.read_only:
-        problem = "the container's root filesystem is read-only"
-    elif os.fstat(fd).st_dev in root.pseudo:
-        problem = "it is on a pseudo filesystem (/proc, /sys, ...)"
-    if problem:
+    if os.fstat(fd).st_dev in root.pseudo:
         os.close(fd)
-        raise OverlaykitError(f"cp: cannot copy into {path}: {problem}")
+        raise OverlaykitError(f"cp: cannot copy into {path}: it is on a pseudo filesystem "
+                              f"(/proc, /sys, ...)")
 
 
 def extract_into(destination: Destination, stream: BinaryIO, owner: tuple[int, int] | None) -> None:
