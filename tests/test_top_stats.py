@@ -156,3 +156,28 @@ def test_rename_keeps_the_container_and_refuses_a_taken_name(cli, demo):
     assert bad.returncode == 1 and 'invalid container name "no/slash"' in bad.stderr
     missing = cli("rename", "nobody", "x")
     assert (missing.returncode, missing.stderr) == (1, "overlaykit: No such container: nobody\n")
+
+
+def test_stats_streams_a_table_a_second_until_interrupted(cli, demo, layout):
+    import select
+    import subprocess
+    import sys
+    _running(cli, "web", "--network", "none")
+    proc = subprocess.Popen([sys.executable, "-m", "overlaykit", "--root", layout.root, "stats", "web"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 30
+        while seen.count(b"\033[2J\033[H") < 3:
+            assert time.monotonic() < deadline, seen
+            if select.select([proc.stdout], [], [], 1)[0]:
+                seen += os.read(proc.stdout.fileno(), 65536)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    frames = [f for f in seen.decode().split("\033[2J\033[H") if f]
+    assert all(f.splitlines()[0].startswith("CONTAINER ID   NAME   CPU %") for f in frames)
+    assert all(f.splitlines()[1].split()[1] == "web" for f in frames)
