@@ -124,7 +124,7 @@ def test_long_lines_are_cut_at_16k_and_text_is_escaped_as_dockers(cli, demo, lay
     assert entries[3]["log"] == "<a>&\tb\x1b\n"
     with open(layout.container_log(_cid(cli, "long")), "rb") as f:
         last = f.read().splitlines()[-1]
-    assert last.startswith(b'{"log":"\\u003ca\\u003e\\u0026\\tb\\u001b\\n","stream":"stdout","time":"')
+    assert last.startswith(b'{"log":"\\u003ca\\u003e\\u0026\\u0009b\\u001b\\n","stream":"stdout","time":"')
     assert cli("logs", "long", check=True).stdout == "x" * 40000 + "\n<a>&\tb\x1b\n"
 
 

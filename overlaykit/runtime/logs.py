@@ -35,12 +35,13 @@ class Entry:
     ns: int       # when the supervisor read it, nanoseconds since the epoch
 
 
-# Go's encoder as Docker's jsonlog uses it: <, > and & escaped, \b and \f as \u00XX,
+# Go's encoder as Docker's jsonlog uses it: <, > and & escaped, \b, \f and \t as \u00XX,
 # U+2028 and U+2029 escaped, each byte that is not UTF-8 as an escaped U+FFFD (a real
 # U+FFFD stays as it is); json.dumps does the rest the same way.
-_GO_ESCAPES = {"\\b": "\\u0008", "\\f": "\\u000c", "\\\\": "\\\\", "<": "\\u003c",
+_GO_ESCAPES = {"\\b": "\\u0008", "\\f": "\\u000c", "\\t": "\\u0009", "\\\\": "\\\\",
+               "<": "\\u003c",
                ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-_GO_DIFFERENCES = re.compile(r"\\[bf\\]|[<>&\u2028\u2029]|[\udc80-\udcff]")
+_GO_DIFFERENCES = re.compile(r"\\[bft\\]|[<>&\u2028\u2029]|[\udc80-\udcff]")
 
 
 def encode(entry: Entry) -> bytes:
