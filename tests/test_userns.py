@@ -257,3 +257,23 @@ def test_numeric_owners_of_new_filesystems_are_mapped():
 
 def test_a_given_range_needs_no_subuid_file():
     assert parse("100000:200000:1000", "x") == IdMap(100000, 200000, 1000)
+
+
+def test_cp_into_a_running_remapped_container_lands_with_container_ids(cli, demo, layout, tmp_path):
+    """cp extracts in the container's user namespace (the host's root is unmapped in its
+    idmapped root), reading the host's files outside it so -a keeps their owners."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "f").write_text("x\n")
+    os.chown(tree / "sub" / "f", 1000, 1000)
+    cli("run", "-d", "--name", "c", "--userns-remap", REMAP, demo, "sleep", "60", check=True)
+    try:
+        cli("cp", str(tree / "sub" / "f"), "c:/plain", check=True)
+        cli("cp", "-a", str(tree), "c:/kept", check=True)
+        out = cli("exec", "c", "stat", "-c", "%u:%g %n", "/plain", "/kept/sub/f", check=True).stdout
+        assert out.splitlines() == ["0:0 /plain", "1000:1000 /kept/sub/f"]
+        diff = _diff(layout, "c")
+        assert os.stat(os.path.join(diff, "plain")).st_uid == 0
+        assert os.stat(os.path.join(diff, "kept", "sub", "f")).st_uid == 1000
+    finally:
+        cli("rm", "-f", "c")

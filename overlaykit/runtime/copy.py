@@ -33,6 +33,7 @@ from typing import BinaryIO, Iterator
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
                                       RESOLVE_NO_SYMLINKS, openat2)
+from overlaykit.runtime.userns import as_containers_root, of_record
 from overlaykit.store import containers
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
@@ -373,7 +374,10 @@ def copy(layout: Layout, src: str, dest: str, follow: bool, archive: bool,
             if src_container is not None:
                 _from_container(root, src_path or "/", dest_path, name, follow, archive, stdout)
             else:
-                _into_container(root, src_path, dest_path or "/", name, follow, archive, stdin)
+                remapped = (of_record(container.config["HostConfig"])
+                            and containers.is_running(container.state))
+                _into_container(root, src_path, dest_path or "/", name, follow, archive, stdin,
+                                container.state["Pid"] if remapped else None)
     except OSError as e:
         if isinstance(e, BrokenPipeError):
             raise
@@ -401,12 +405,17 @@ def _from_container(root: Root, path: str, dest: str, name: str, follow: bool, a
 
 
 def _into_container(root: Root, src: str, path: str, name: str, follow: bool, archive: bool,
-                    stdin: BinaryIO) -> None:
+                    stdin: BinaryIO, remapped_pid: int | None = None) -> None:
+    """remapped_pid: a running --userns-remap container's PID 1, whose user namespace the
+    extraction runs in (runtime/userns.as_containers_root), the files read on the host side."""
     owner = None if archive else (0, 0)
     if src == "-":
         destination = open_destination(root, path, None, name)
         try:
-            extract_into(destination, stdin, owner)
+            if remapped_pid is None:
+                extract_into(destination, stdin, owner)
+            else:
+                as_containers_root(remapped_pid, lambda _: extract_into(destination, stdin, owner))
         finally:
             os.close(destination.dir_fd)
         return
@@ -414,7 +423,12 @@ def _into_container(root: Root, src: str, path: str, name: str, follow: bool, ar
     try:
         destination = open_destination(root, path, source, name)
         try:
-            _pipe(source, destination, frozenset(), owner)
+            if remapped_pid is None:
+                _pipe(source, destination, frozenset(), owner)
+            else:
+                as_containers_root(remapped_pid,
+                                   lambda stream: extract_into(destination, stream, owner),
+                                   lambda out: write_tar(source, destination.top, out, frozenset()))
         finally:
             os.close(destination.dir_fd)
     finally:

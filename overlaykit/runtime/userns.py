@@ -30,7 +30,7 @@ import os
 import pwd
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux import userns
@@ -280,6 +280,50 @@ def mount_overlay(layout: Layout, spec: OverlaySpec, target: str, idmap: IdMap) 
                 os.rmdir(os.path.join(attach, name))
             os.rmdir(attach)
         os.close(user)
+
+
+def as_containers_root(pid: int, consume: Callable[[BinaryIO | None], None],
+                       produce: Callable[[BinaryIO], None] | None = None) -> None:
+    """Run consume in a forked child that joined the user namespace of the container process
+    pid as its root, so what it makes through the container's idmapped root lands with the
+    container's ids, as `cp` into a running remapped container must (the host's root is
+    unmapped there and can make nothing: EOVERFLOW). With produce, consume reads a pipe that
+    produce writes here, outside, where the host's files show their own owners. An error in
+    consume comes back as one OverlaykitError line."""
+    user = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    report_r, report_w = os.pipe()
+    data_r, data_w = os.pipe() if produce is not None else (-1, -1)
+    child = os.fork()
+    if child == 0:
+        code = 0
+        try:
+            os.close(report_r)
+            if produce is not None:
+                os.close(data_w)
+            userns.join(user)
+            consume(os.fdopen(data_r, "rb") if produce is not None else None)
+        except OSError as e:
+            code = 1
+            os.write(report_w, (f"{e.filename}: {e.strerror}" if e.filename else
+                                str(e.strerror or e)).encode())
+        except BaseException as e:
+            code = 1
+            os.write(report_w, str(e).encode())
+        finally:
+            os._exit(code)
+    os.close(user)
+    os.close(report_w)
+    try:
+        if produce is not None:
+            os.close(data_r)
+            with suppress(BrokenPipeError), open(data_w, "wb") as out:
+                produce(out)
+    finally:
+        with os.fdopen(report_r, "rb") as f:
+            message = f.read().decode(errors="replace")
+        _, status = os.waitpid(child, 0)
+    if status != 0:
+        raise OverlaykitError(message or "the copy in the container's user namespace failed")
 
 
 # --- in the container's child ---
