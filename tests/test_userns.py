@@ -141,8 +141,10 @@ def test_a_host_directory_owned_by_root_is_not_writable_to_the_containers_root(c
     assert control.returncode == 0  # the same bind is writable to the host's root
 
 
-def test_a_fresh_volume_and_the_etc_files_belong_to_the_containers_root(cli, demo, layout):
-    cli("run", "--name", "c", "--userns-remap", REMAP, "-v", "vol:/vol", demo, "sh", "-c",
+@pytest.mark.parametrize("network", ["none", "bridge"])  # bridge rewrites /etc/hosts at start
+def test_a_fresh_volume_and_the_etc_files_belong_to_the_containers_root(cli, demo, layout, network):
+    cli("run", "--name", "c", "--network", network, "--userns-remap", REMAP, "-v", "vol:/vol",
+        demo, "sh", "-c",
         "touch /vol/made && echo '127.0.0.2 extra' >> /etc/hosts", check=True)
     made = os.stat(os.path.join(layout.volume_data("vol"), "made"))
     assert (made.st_uid, made.st_gid) == (200000, 300000)  # a remapped volume holds host ids

@@ -26,9 +26,9 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.runtime.etc_options import extra_hosts
 from overlaykit.runtime.network import DEFAULT_HOSTS
 from overlaykit.runtime.network_ports import Binding, bindings_of, dnat_rules
+from overlaykit.runtime.userns import give_to_root, of_record as idmap_of
 from overlaykit.store import containers, networks
 from overlaykit.store.containers import Container
-from overlaykit.store.files import write_text
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
@@ -157,8 +157,10 @@ def _lease_all(layout: Layout, container: Container, command: str) -> Attachment
                 address = networks.lease(layout, network, container.id)
                 networks.save(layout, network)
                 endpoints.append(Endpoint(network, address, veth_name(container.id, n), f"eth{n}"))
-            write_text(container.config["HostsPath"],
-                       hosts_text(layout, container.config, container.id), 0o644)
+            # in place: its owner stays (the container's root, with --userns-remap)
+            _rewrite_in_place(container.config["HostsPath"],
+                              hosts_text(layout, container.config, container.id))
+            give_to_root(idmap_of(container.config["HostConfig"]), [container.config["HostsPath"]])
             _refresh_peers(layout, endpoints, container.id)
         except BaseException:
             release(layout, container.id, names)
