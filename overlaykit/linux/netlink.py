@@ -90,19 +90,31 @@ def link_names(ipr: IPRoute) -> list[str]:
 
 
 def ensure_bridge(ipr: IPRoute, name: str, gateway: str, prefixlen: int) -> bool:
-    """The bridge name up with gateway/prefixlen on it; True if it was made now."""
+    """The bridge name up with gateway/prefixlen on it; True if it was made now (by this call:
+    of containers starting at once on a new network, one makes it, the others find it)."""
     made = False
     with _errors(f"bridge {name}"):
         bridge = index(ipr, name)
         if bridge is None:
-            ipr.link("add", ifname=name, kind="bridge")
+            made = _add_existing_ok(lambda: ipr.link("add", ifname=name, kind="bridge"))
             bridge = index(ipr, name)
-            made = True
         addresses = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=bridge, family=2)}
         if gateway not in addresses:
-            ipr.addr("add", index=bridge, address=gateway, prefixlen=prefixlen)
+            _add_existing_ok(lambda: ipr.addr("add", index=bridge, address=gateway,
+                                              prefixlen=prefixlen))
         ipr.link("set", index=bridge, state="up")
     return made
+
+
+def _add_existing_ok(add) -> bool:
+    """add(); False if what it adds was there already (EEXIST)."""
+    try:
+        add()
+    except NetlinkError as e:
+        if e.code != errno.EEXIST:
+            raise
+        return False
+    return True
 
 
 def delete_link(ipr: IPRoute, name: str) -> bool:

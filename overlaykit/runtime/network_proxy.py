@@ -5,19 +5,20 @@ nftables DNAT cannot serve them; a process listening on the published address an
 the container can. Binding its sockets first is also what reserves the host port: a port in
 use fails the start before anything else is made ("port is already allocated", as Docker).
 
-The supervisor binds the sockets, then forks the proxy before the container (after the
-container's PID namespace is made it could fork no more); the proxy dies with the supervisor
-(PR_SET_PDEATHSIG), so a supervisor killed with -9 leaves no proxy behind.
+The supervisor binds the sockets, then forks the proxy before the container; the proxy dies with the supervisor (PR_SET_PDEATHSIG), so a supervisor killed
+with -9 leaves no proxy behind.
 """
 
 import errno
 import os
+import select
 import signal
 import socket
 import threading
 from typing import NoReturn
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.linux.namespaces import CLONE_NEWPID, setns
 from overlaykit.linux.prctl import kill_when_parent_dies
 from overlaykit.runtime.network_ports import Binding
 
@@ -52,20 +53,40 @@ def bind_all(bindings: list[Binding], command: str) -> list[tuple[Binding, socke
 
 
 def start(bound: list[tuple[Binding, socket.socket]], address: str) -> int:
-    """Fork the proxy for the bound sockets, to address; its pid. The sockets stay with it."""
-    parent = os.getpid()
+    """Fork the proxy for the bound sockets, to address; its pid. The sockets stay with it.
+
+    Into this process's own PID namespace: a supervisor that restarts its container
+    (--restart) unshared one for the container it started before, whose PID 1 is gone, and
+    could fork nothing more into it (nor unshare another while it is pending)."""
+    alive_r, alive_w = os.pipe2(os.O_CLOEXEC)  # hangs up when the supervisor is gone
+    _children_in_own_pid_namespace()
     pid = os.fork()
     if pid == 0:
         try:
-            _serve(bound, address, parent)
+            os.close(alive_w)
+            _serve(bound, address, alive_r)
         finally:
             os._exit(1)
+    os.close(alive_r)
+    _alive[pid] = alive_w
     for _, sock in bound:
         sock.close()
     return pid
 
 
+def _children_in_own_pid_namespace() -> None:
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(own, CLONE_NEWPID, "own PID namespace")
+    finally:
+        os.close(own)
+
+
+_alive: dict[int, int] = {}  # proxy pid -> the supervisor's end of its pipe
+
+
 def stop(pid: int) -> None:
+    os.close(_alive.pop(pid))
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -73,11 +94,11 @@ def stop(pid: int) -> None:
     os.waitpid(pid, 0)
 
 
-def _serve(bound: list[tuple[Binding, socket.socket]], address: str, parent: int) -> NoReturn:
+def _serve(bound: list[tuple[Binding, socket.socket]], address: str, alive: int) -> NoReturn:
     kill_when_parent_dies()
-    if os.getppid() != parent:  # the supervisor died before the line above
+    if select.select([alive], [], [], 0)[0]:  # hung up: the supervisor died before the line above
         os._exit(0)
-    _keep_only([sock.fileno() for _, sock in bound])
+    _keep_only([sock.fileno() for _, sock in bound] + [alive])
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
