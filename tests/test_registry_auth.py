@@ -96,7 +96,7 @@ def test_token_auth_from_the_bearer_challenge(cli, ok, fresh, layout, demo, tmp_
     with TokenServer(tmp_path / "token") as tokens, \
             registry(tmp_path / "registry", auth=tokens.registry_auth()) as reg:
         tag(layout, demo, f"{reg}/tok:1")
-        proc = cli("login", "-u", USER, "-p", "wrong", reg, env=env)
+        proc = cli("login", "-u", USER, "--password-stdin", reg, input="wrong\n", env=env)
         assert (proc.returncode, proc.stderr) == (1, f"overlaykit: login: {reg}: unauthorized: "
                                                      "incorrect username or password\n")
         ok("login", "-u", USER, "-p", PASSWORD, reg)

@@ -85,6 +85,8 @@ def login(server: str | None, username: str | None, password: str | None,
     from overlaykit.image.registry import Registry
 
     domain = _domain(server)
+    if password and not password_stdin:
+        click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
     if password_stdin:
         if password:
             raise click.UsageError("--password and --password-stdin are mutually exclusive")
@@ -95,7 +97,7 @@ def login(server: str | None, username: str | None, password: str | None,
         password = click.prompt("Password", hide_input=True, err=True)
     Registry(domain, insecure=insecure, what="login", login=(username, password)).ping()
     path = credentials.store(domain, username, password)
-    click.echo(f"Credentials kept in {path} (mode 0600)", err=True)
+    click.echo(f"WARNING! Your password will be stored unencrypted in {path}.", err=True)
     click.echo("Login Succeeded")
 
 
