@@ -15,6 +15,7 @@ next start migrates it into the json-file log with those stamps and removes it.
 
 import json
 import os
+from json.encoder import encode_basestring  # json.dumps(ensure_ascii=False) for one string, in C
 import re
 import time
 from dataclasses import dataclass
@@ -37,18 +38,34 @@ class Entry:
 
 # Go's encoder as Docker's jsonlog uses it: <, > and & escaped, \b, \f and \t as \u00XX,
 # U+2028 and U+2029 escaped, each byte that is not UTF-8 as an escaped U+FFFD (a real
-# U+FFFD stays as it is); json.dumps does the rest the same way.
+# U+FFFD stays as it is); Python's encoder does the rest the same way.
 _GO_ESCAPES = {"\\b": "\\u0008", "\\f": "\\u000c", "\\t": "\\u0009", "\\\\": "\\\\",
-               "<": "\\u003c",
-               ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+               "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_GO_MARKERS = ("<", ">", "&", "\\b", "\\f", "\\t", "\u2028", "\u2029")
 _GO_DIFFERENCES = re.compile(r"\\[bft\\]|[<>&\u2028\u2029]|[\udc80-\udcff]")
 
 
 def encode(entry: Entry) -> bytes:
     """One line of the json-file log, byte for byte as dockerd writes it."""
-    text = json.dumps(entry.data.decode("utf-8", "surrogateescape"), ensure_ascii=False)
-    text = _GO_DIFFERENCES.sub(lambda m: _GO_ESCAPES.get(m.group(), "\\ufffd"), text)
-    return f'{{"log":{text},"stream":"{entry.stream}","time":"{format_nano(entry.ns)}"}}\n'.encode()
+    return _encode_lines([entry.data], entry.stream, entry.ns)
+
+
+def _encode_lines(lines: list[bytes], stream: str, ns: int) -> bytes:
+    """The log lines of lines read at the same moment (the time formatted once: it is most
+    of the cost of a short line)."""
+    ending = f',"stream":"{stream}","time":"{format_nano(ns)}"}}\n'
+    text = "".join('{"log":' + encode_basestring(line.decode("utf-8", "surrogateescape")) + ending
+                   for line in lines)
+    if any(marker in text for marker in _GO_MARKERS):  # a cheap look first: most text has none
+        text = _GO_DIFFERENCES.sub(_go_escape, text)  # nothing but the strings can match
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # bytes that were not UTF-8
+        return _GO_DIFFERENCES.sub(_go_escape, text).encode()
+
+
+def _go_escape(match: re.Match) -> str:
+    return _GO_ESCAPES.get(match.group(), "\\ufffd")
 
 
 def decode(line: bytes) -> Entry | None:
@@ -63,18 +80,18 @@ def decode(line: bytes) -> Entry | None:
 
 def split_lines(pending: bytes, data: bytes) -> tuple[list[bytes], bytes]:
     """The complete lines (or 16 KiB pieces) of pending + data, and what is left over."""
-    buffer, lines = pending + data, []
-    while buffer:
-        end = buffer.find(b"\n", 0, MAX_LINE)
+    buffer, lines, start = pending + data, [], 0
+    while start < len(buffer):
+        end = buffer.find(b"\n", start, start + MAX_LINE)
         if end >= 0:
-            lines.append(buffer[:end + 1])
-            buffer = buffer[end + 1:]
-        elif len(buffer) >= MAX_LINE:
-            lines.append(buffer[:MAX_LINE])
-            buffer = buffer[MAX_LINE:]
+            lines.append(buffer[start:end + 1])
+            start = end + 1
+        elif len(buffer) - start >= MAX_LINE:
+            lines.append(buffer[start:start + MAX_LINE])
+            start += MAX_LINE
         else:
             break
-    return lines, buffer
+    return lines, buffer[start:]
 
 
 class LogWriter:
@@ -109,9 +126,10 @@ class LogWriter:
     def _append(self, stream: str, lines: list[bytes]) -> None:
         if not lines or self._fd < 0:
             return
-        now = time.time_ns()
+        data = _encode_lines(lines, stream, time.time_ns())
         try:
-            os.write(self._fd, b"".join(encode(Entry(stream, line, now)) for line in lines))
+            while data:
+                data = data[os.write(self._fd, data):]
         except OSError as e:
             os.close(self._fd)
             self._fd = -1
@@ -132,7 +150,8 @@ def migrate_plain_log(layout: Layout, container_id: str) -> None:
             data, ns = f.read(), os.fstat(f.fileno()).st_mtime_ns
     except FileNotFoundError:
         return
-    entries = b"".join(encode(e) for e in _plain_entries(data, ns))
+    lines, rest = split_lines(b"", data)
+    entries = _encode_lines(lines + ([rest] if rest else []), "stdout", ns)
     fd = os.open(layout.container_log(container_id),
                  os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
     try:
@@ -141,11 +160,6 @@ def migrate_plain_log(layout: Layout, container_id: str) -> None:
     finally:
         os.close(fd)
     os.unlink(plain)
-
-
-def _plain_entries(data: bytes, ns: int) -> list[Entry]:
-    lines, rest = split_lines(b"", data)
-    return [Entry("stdout", line, ns) for line in lines + ([rest] if rest else [])]
 
 
 @dataclass(frozen=True)
@@ -212,7 +226,9 @@ def _await_log(path: str, running: Callable[[], bool]) -> int | None:
 
 def _read_plain(path: str) -> list[Entry]:
     with open(path, "rb") as f:
-        return _plain_entries(f.read(), os.fstat(f.fileno()).st_mtime_ns)
+        data, ns = f.read(), os.fstat(f.fileno()).st_mtime_ns
+    lines, rest = split_lines(b"", data)
+    return [Entry("stdout", line, ns) for line in lines + ([rest] if rest else [])]
 
 
 def _select(entries: list[Entry], query: LogQuery) -> Iterator[Entry]:
