@@ -26,6 +26,7 @@ from typing import Callable
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image import distribution
+from overlaykit.image.archive import METADATA_LIMIT
 from overlaykit.image.config import diff_ids, parse_config
 from overlaykit.image.digest import mismatch, sha256_bytes, short
 from overlaykit.image.reference import Reference, parse
@@ -124,6 +125,8 @@ def _image_manifest(registry: Registry, ref: Reference, platform: str, what: str
 
 
 def _config(registry: Registry, repo: str, desc: distribution.Descriptor, what: str) -> bytes:
+    if desc.size > METADATA_LIMIT:
+        raise OverlaykitError(f"{what}: config of {desc.size} bytes is too large for an image config")
     response = registry.blob(repo, desc.digest)
     reader = BlobReader(response, desc.size, f"{what}: config", threading.Event())
     try:
