@@ -8,8 +8,6 @@ or without a zone (without one it is local time), a date, or Unix seconds with a
 fraction.
 """
 
-import calendar
-import datetime
 import re
 import time
 
@@ -42,6 +40,8 @@ def parse_stamp(value: str) -> int | None:
 
 
 def _to_ns(match: re.Match, local: bool = False) -> int:
+    import calendar  # here: the supervisor, which imports this module, only formats times
+    import datetime
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     fields = (int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
     if local:
