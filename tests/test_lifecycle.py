@@ -38,7 +38,7 @@ def test_ps_shows_running_containers_then_all_with_their_status(cli, demo):
     assert row["Status"].startswith("Up ")
     table = cli("ps", check=True).stdout.splitlines()
     assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    assert table[1].startswith(f'{cid[:12]}   demo:1    "sh -c trap \\"echo go…"   ')
+    assert table[1].startswith(f'{cid[:12]}   demo:1    "sh -c \'trap \\"echo g…"   ')
     assert table[1].endswith("   web")
     _wait_for_log(cli, "web", "started")
     cli("stop", "web", check=True)

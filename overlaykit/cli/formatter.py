@@ -83,6 +83,22 @@ _LIST_FIELDS = {"Entrypoint", "Cmd", "Env", "Args", "Binds", "Mounts", "RepoTags
                 "ReadonlyPaths", "GroupAdd", "Aliases"}
 
 
+# Fields Docker's inspect JSON leaves out when empty, with the zero value its Go type prints.
+_STRING_FIELDS = {"User", "WorkingDir", "StopSignal", "Hostname", "Domainname", "Image", "MacAddress"}
+_BOOL_FIELDS = {"ArgsEscaped", "Tty", "OpenStdin", "StdinOnce", "AttachStdin", "AttachStdout",
+                "AttachStderr", "NetworkDisabled"}
+
+
+def _zero(field: str, parent: str):
+    if field in _MAP_FIELDS or field in _LIST_FIELDS:
+        return go_typed(None, field, parent)
+    if field in _STRING_FIELDS:
+        return ""
+    if field in _BOOL_FIELDS:
+        return False
+    return MISSING
+
+
 def go_typed(value: Any, name: str = "", parent: str = "") -> Any:
     """A decoded inspect JSON as Docker's Go types: objects become Structs, except the
     map-typed fields; a null map or slice is empty. A field the JSON left out is its zero
@@ -98,8 +114,7 @@ def go_typed(value: Any, name: str = "", parent: str = "") -> Any:
         if name in _MAP_FIELDS or (name, parent) == ("Config", "LogConfig"):
             return {k: go_typed(v, "", name) for k, v in value.items()}
         return Struct({k: go_typed(v, k, name) for k, v in value.items()}, name or "struct",
-                      zero=lambda field: go_typed(None, field, name) if field in _MAP_FIELDS | _LIST_FIELDS
-                      else MISSING)
+                      zero=lambda field: _zero(field, name))
     if isinstance(value, list):
         return [go_typed(v, "", name) for v in value]
     return value

@@ -56,8 +56,8 @@ def print_images(layout, repository: str | None, quiet: bool, fmt: str | None,
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif quiet:
-        for image_id in dict.fromkeys(r["ID"] for r in rows):
-            click.echo(image_id if no_trunc else image_id.split(":", 1)[1][:12])
+        for r in rows:  # one line a row, an image with two tags twice, as Docker's
+            click.echo(r["ID"] if no_trunc else r["ID"].split(":", 1)[1][:12])
     else:
         now = time.time()
         contexts = [formatter.image_context(r, not no_trunc, _ago(r["Created"], now))

@@ -226,7 +226,8 @@ def ps_rows(layout: Layout, show_all: bool) -> list[dict]:
         state = live_state(c)
         if not (show_all or state["Running"]):
             continue
-        command = " ".join([c.config["Path"], *c.config["Args"]])
+        # Docker's daemon puts an argument with a space in single quotes
+        command = " ".join([c.config["Path"], *(f"'{a}'" if " " in a else a for a in c.config["Args"])])
         rows.append({"ID": c.id, "Image": c.config["ImageRef"], "ImageID": c.config["Image"],
                      "Command": command, "Created": c.config["Created"],
                      "CreatedAgo": ago(c.config["Created"], now), "State": state["Status"],

@@ -243,6 +243,20 @@ def history(layout: Layout, image: StoredImage) -> list[dict]:
     return rows
 
 
+# The fields of an image's Config that Docker's inspect shows, in its order (the OCI image
+# config and Docker's extension of it), each only when set: Docker omits empty ones.
+_IMAGE_CONFIG_FIELDS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
+                        "Labels", "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell")
+
+
+def image_config_view(config: dict | None) -> dict | None:
+    """The image's Config as `docker image inspect` shows it: container-only fields a builder
+    left in (Hostname, AttachStdin, Image, ...) out, empty fields out, Docker's field order."""
+    if config is None:
+        return None
+    return {k: config[k] for k in _IMAGE_CONFIG_FIELDS if config.get(k) not in (None, "", [], {}, False)}
+
+
 def inspect_image(layout: Layout, image: StoredImage) -> dict:
     """What `docker image inspect` shows, plus each layer with its chain ID and directory."""
     config = image.config
@@ -257,7 +271,7 @@ def inspect_image(layout: Layout, image: StoredImage) -> dict:
         "Comment": config.get("comment", ""),
         "Created": config.get("created"),
         "Author": config.get("author", ""),
-        "Config": config.get("config"),
+        "Config": image_config_view(config.get("config")),
         "Architecture": config.get("architecture"),
         "Variant": config.get("variant"),
         "Os": config.get("os"),
