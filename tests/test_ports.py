@@ -4,7 +4,10 @@ other addresses (nftables DNAT), is refused when taken, and goes with the contai
 import json
 import os
 import socket
+import threading
 
+from overlaykit.runtime import network_proxy
+from overlaykit.runtime.network_ports import Binding
 from tests.network_helpers import HTTPD, devices, fetch, inspect, leases, netns, overlaykit_rules
 
 __all__ = ["netns"]  # the fixture
@@ -83,3 +86,39 @@ def test_ports_and_proxy_go_when_the_container_stops(cli, demo, netns):
         pass
     cli("start", "web", check=True)  # and made again at the next start
     assert fetch("http://127.0.0.1:18084/").startswith("hello from ")
+
+
+def test_the_proxy_relays_udp_both_ways(netns):
+    """UDP through the userland proxy, to an echo server on 127.0.0.1 (busybox in the test image
+    has no UDP server): each client gets its answers back through the published port."""
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            data, peer = echo.recvfrom(100)
+            echo.sendto(data.upper(), peer)
+    threading.Thread(target=serve, daemon=True).start()
+    bound = network_proxy.bind_all([Binding("udp", "127.0.0.1", 0, echo.getsockname()[1])], "run")
+    port = bound[0][0].host_port
+    pid = network_proxy.start(bound, "127.0.0.1")
+    try:
+        for word in (b"one", b"two"):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                client.settimeout(10)
+                client.sendto(word, ("127.0.0.1", port))
+                assert client.recvfrom(100)[0] == word.upper()
+    finally:
+        network_proxy.stop(pid)
+        echo.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+        again.bind(("127.0.0.1", port))  # the proxy is gone, and its port with it
+
+
+def test_a_restarted_container_is_published_again(cli, demo, netns):
+    script = ("if [ -e /second ]; then exec httpd -f -p 8080 -h /www; fi; "
+              "mkdir /www; echo again > /www/index.html; touch /second; exit 3")
+    cli("run", "-d", "--name", "web", "--restart", "on-failure:2", "-p", "127.0.0.1:18085:8080",
+        demo, "sh", "-c", script, check=True)
+    assert fetch("http://127.0.0.1:18085/") == "again\n"  # served by the second start
+    cli("rm", "-f", "web", check=True)  # else the policy restarts what the teardown kills
