@@ -39,6 +39,15 @@ def test_on_failure_restarts_up_to_n_times_and_counts_them(cli, demo, layout):
     assert cli("logs", "flaky", check=True).stdout == "run\nrun\nrun\n"
 
 
+def test_a_foreground_run_returns_and_its_restarts_go_on_detached(cli, demo, layout):
+    proc = cli("run", "--restart", "on-failure:2", "--name", "fg", demo, "sh", "-c", "echo run; exit 3")
+    assert (proc.returncode, proc.stdout) == (3, "run\n")
+    _until(lambda: _inspect(cli, "fg")["RestartCount"] == 2, "two restarts")
+    _supervisor_gone(layout, cli, "fg")
+    assert cli("logs", "fg", check=True).stdout == "run\nrun\nrun\n"
+    assert _inspect(cli, "fg")["State"]["Status"] == "exited"
+
+
 def test_on_failure_leaves_a_clean_exit_alone(cli, demo, layout):
     cli("run", "-d", "--restart", "on-failure", "--name", "ok", demo, "echo", "once", check=True)
     _supervisor_gone(layout, cli, "ok")

@@ -1,8 +1,9 @@
 """--restart: Docker's restart policies, as the supervisor of a detached container applies them.
 
 HostConfig.RestartPolicy is {"Name": no|always|on-failure|unless-stopped,
-"MaximumRetryCount": N}, checked at create with Docker's messages. When the command exits,
-the supervisor asks `next_restart`: always and unless-stopped restart whatever the code,
+"MaximumRetryCount": N}, checked at create with Docker's messages. A foreground run (or
+start -a) returns with the command's code as `docker run` does, and hands the restarts
+to a detached supervisor. When the command exits, the supervisor asks `next_restart`: always and unless-stopped restart whatever the code,
 on-failure[:N] only after a non-zero code (and at most N times), no never. The delay is
 Docker's restart manager's: 100 ms, doubled at each restart up to a minute, back to
 100 ms after a run of 10 s or more. Meanwhile the state is "restarting" (Restarting true,
@@ -77,6 +78,17 @@ class Backoff:
             self.delay = 0.0
         self.delay = min(_MAX_DELAY, self.delay * 2 if self.delay else _FIRST_DELAY)
         return self.delay
+
+
+def wants_restart_after(layout: Layout, container_id: str, exit_code: int) -> bool:
+    """Whether the policy restarts the container after this exit (a foreground run's: its
+    restarts are handed to a detached supervisor)."""
+    if not containers.exists(layout, container_id):
+        return False
+    container = containers.load(layout, container_id)
+    return not container.state.get("HasBeenManuallyStopped") and wants_restart(
+        container.config["HostConfig"].get("RestartPolicy") or {}, exit_code,
+        container.state.get("RestartCount", 0))
 
 
 def next_restart(layout: Layout, container_id: str, exit_code: int, ran_for: float,

@@ -30,7 +30,8 @@ from overlaykit.runtime.process import (Child, StartError, describe, forwarding_
                                         spawn, wait_for)
 from overlaykit.runtime.rootfs import mounted_rootfs
 from overlaykit.runtime.restart import (Backoff, await_restart, next_restart,
-                                        own_pid_namespace_for_children, record_gave_up)
+                                        own_pid_namespace_for_children, record_gave_up,
+                                        wants_restart_after)
 from overlaykit.runtime.spec import ContainerSpec, spec_from_record
 from overlaykit.runtime.streams import Local, Stdio, container_stdio, pump, redirect_stdio
 from overlaykit.runtime.tty import relay
@@ -53,15 +54,18 @@ class Outlets:
 
 
 def start_attached(layout: Layout, container: Container, stdin: bool, command: str,
-                   on_started: Callable[[], None] | None = None, detached: bool = False) -> int:
+                   on_started: Callable[[], None] | None = None, detached: bool = False,
+                   after_exit: int | None = None) -> int:
     """Run the container under this process; returns the command's exit code.
 
     stdin: pass overlaykit's stdin on (with the container's -i). on_started is called once
     the command runs. detached: this is the supervisor of start_detached (no terminal of
-    its own; the --restart policy applies). Whatever happens, the overlay is unmounted
-    before this returns. The supervisor lock is held throughout (containers.supervising),
-    so prune leaves the starting container alone and the next command knows when this
-    process died.
+    its own; the --restart policy applies). A foreground run whose policy wants a restart
+    hands that to a detached supervisor as it returns (after_exit: the code it exited
+    with), as dockerd restarts a container whose `docker run` has returned. Whatever
+    happens, the overlay is unmounted before this returns. The supervisor lock is held
+    throughout (containers.supervising), so prune leaves the starting container alone and
+    the next command knows when this process died.
     """
     settle(layout, container.id)  # its last supervisor died: record that exit, or its --rm
     if not containers.exists(layout, container.id):
@@ -71,9 +75,18 @@ def start_attached(layout: Layout, container: Container, stdin: bool, command: s
         with LogWriter(layout.container_log(container.id), partial(_warn, command)) as log, \
                 serving_attach(layout, container.id) as server:
             outlets = Outlets(log, server, None if detached else Local(0 if stdin else None))
-            code = _start_supervised(layout, container, stdin, command, on_started, outlets)
-            return _keep_restarting(layout, container.id, code, command, outlets) if detached \
-                else code
+            if after_exit is None:
+                code = _start_supervised(layout, container, stdin, command, on_started, outlets)
+            else:
+                code = after_exit
+                if on_started is not None:
+                    on_started()
+            if detached:
+                return _keep_restarting(layout, container.id, code, command, outlets)
+    if wants_restart_after(layout, container.id, code):
+        own_pid_namespace_for_children()  # a fork into the dead container's namespace: ENOMEM
+        start_detached(layout, container, command, after_exit=code)
+    return code
 
 
 def _keep_restarting(layout: Layout, container_id: str, code: int, command: str,
@@ -209,13 +222,15 @@ def record_failed_start(layout: Layout, container_id: str, error: str, code: int
                 **state, "Running": False, "Pid": 0, "ExitCode": code, "Error": error})
 
 
-def start_detached(layout: Layout, container: Container, command: str) -> None:
-    """Start the container under a supervisor that outlives overlaykit; return once it runs."""
+def start_detached(layout: Layout, container: Container, command: str,
+                   after_exit: int | None = None) -> None:
+    """Start the container under a supervisor that outlives overlaykit; return once it runs
+    (after_exit: it has just exited with that code; the supervisor only restarts it)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
-        _supervise_detached(layout, container, write_end, command)
+        _supervise_detached(layout, container, write_end, command, after_exit)
     os.close(write_end)
     os.waitpid(pid, 0)  # the first child exits at once; the supervisor is its child
     with os.fdopen(read_end, "rb") as f:
@@ -229,7 +244,7 @@ def start_detached(layout: Layout, container: Container, command: str) -> None:
 
 
 def _supervise_detached(layout: Layout, container: Container, report_fd: int,
-                        command: str) -> None:
+                        command: str, after_exit: int | None) -> None:
     """The supervisor: a new session, its own stdio /dev/null, the container run as if attached
     (its output goes to the log and to attached clients)."""
     reported = False
@@ -249,7 +264,7 @@ def _supervise_detached(layout: Layout, container: Container, report_fd: int,
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         start_attached(layout, container, stdin=False, command=command,
-                       on_started=lambda: report(b"ok"), detached=True)
+                       on_started=lambda: report(b"ok"), detached=True, after_exit=after_exit)
     except (OverlaykitError, OSError) as e:
         report(f"E{getattr(e, 'exit_code', 1)} {describe(e)}".encode())
     except BaseException:
