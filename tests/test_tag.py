@@ -67,7 +67,8 @@ def test_every_command_that_takes_an_image_accepts_every_spelling(cli, demo, tmp
         manifest = json.load(tar.extractfile("manifest.json"))
     assert manifest[0]["RepoTags"] == ["demo:1"]
     cli("tag", "demo:1", "demo:latest", check=True)
-    assert cli("images", "-q", "docker.io/library/demo", check=True).stdout == DOCKER_ID[7:19] + "\n"
+    # a name without a tag lists every tag of it, a line each, as `docker images -q demo`
+    assert cli("images", "-q", "docker.io/library/demo", check=True).stdout == (DOCKER_ID[7:19] + "\n") * 2
     assert cli("rmi", "docker.io/library/demo", check=True).stdout == "Untagged: demo:latest\n"
     assert cli("rmi", FULL, check=True).stdout.splitlines()[:2] == ["Untagged: demo:1", f"Deleted: {DOCKER_ID}"]
     assert _tags(cli) == {}
