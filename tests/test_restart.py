@@ -1,6 +1,8 @@
 """--restart kept by a -d container's supervisor, `restart`, and `wait`."""
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -103,6 +105,25 @@ def test_restart_stops_and_starts_again(cli, demo, layout):
     assert cli("restart", "never", check=True).stdout == "never\n"  # a stopped one just starts
     assert cli("wait", "never", check=True).stdout == "0\n"
     assert cli("logs", "never", check=True).stdout == "hi\n"
+
+
+def test_wait_gets_the_code_of_a_rm_container_before_it_goes(cli, demo, layout):
+    cli("run", "-d", "-i", "--rm", "--name", "gone", demo, "sh", "-c", "read l; exit 9", check=True)
+    waiter = subprocess.Popen([sys.executable, "-m", "overlaykit", "--root", layout.root, "wait", "gone"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # the waiter is a client of the supervisor's socket once two connections are seen there
+        _until(lambda: open("/proc/net/unix").read().count("attach.sock") >= 2, "wait to connect")
+        writer = subprocess.run([sys.executable, "-m", "overlaykit", "--root", layout.root,
+                                 "attach", "gone"], input=b"go\n", capture_output=True, timeout=60)
+        assert writer.returncode == 9
+        out, err = waiter.communicate(timeout=30)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+    assert (waiter.returncode, out, err) == (0, b"9\n", b"")
+    _until(lambda: cli("inspect", "gone").returncode == 1, "the --rm removal")
 
 
 def test_wait_prints_each_exit_code_and_reports_missing_ones(cli, demo):
