@@ -97,6 +97,8 @@ def test_pause_freezes_the_cgroup_and_ps_says_paused(cli, demo):
         ("paused", True, True)
     (row,) = json.loads(cli("ps", "-a", "--json", check=True).stdout)
     assert row["Status"].startswith("Up ") and row["Status"].endswith(" (Paused)")
+    # plain ps lists it too, as docker ps lists paused containers among the running ones
+    assert cli("ps", "--format", "{{.Names}} {{.State}}", check=True).stdout == "web paused\n"
     again = cli("pause", "web")
     assert (again.returncode, again.stderr) == (1, "overlaykit: pause: container web is already paused\n")
     # frozen: the loop's counter does not move

@@ -22,7 +22,7 @@ def container_rows(layout, show_all: bool, filter_specs: tuple[str, ...], last: 
     every = ps_rows(layout, True)
     keep = filters.container_filter(layout, filter_specs, every)
     show_all = show_all or last > 0 or any(s.lower().startswith("status=") for s in filter_specs)
-    rows = [r for r in every if (show_all or r["State"] == "running") and keep(r)]
+    rows = [r for r in every if (show_all or r["State"] in ("running", "paused")) and keep(r)]
     return rows[:last] if last > 0 else rows
 
 
