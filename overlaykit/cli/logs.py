@@ -1,5 +1,6 @@
 """logs: a container's output from its json-file log, as `docker logs` prints it."""
 
+import os
 import sys
 
 import click
@@ -58,16 +59,21 @@ def logs(layout: Layout, name: str, follow: bool, tail: str, timestamps: bool,
         return bool(current.state.get("Running")) and containers.is_live(layout, current)
 
     outputs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    last = sys.stdout.buffer
     try:
         for entry in read_log(layout, container.id, query, running):
             out = outputs.get(entry.stream, sys.stdout.buffer)
+            if out is not last:  # both may be one terminal: keep the lines in their order
+                last.flush()
+                last = out
             if timestamps:
                 out.write(format_fixed(entry.ns).encode() + b" ")
             out.write(entry.data)
             if follow:
                 out.flush()
-    except KeyboardInterrupt:
-        pass
-    finally:
         for out in outputs.values():
             out.flush()
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # `logs x | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
