@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import threading
+import time
 
 from overlaykit.runtime import network_proxy
 from overlaykit.runtime.network_ports import Binding
@@ -121,4 +122,8 @@ def test_a_restarted_container_is_published_again(cli, demo, netns):
     cli("run", "-d", "--name", "web", "--restart", "on-failure:2", "-p", "127.0.0.1:18085:8080",
         demo, "sh", "-c", script, check=True)
     assert fetch("http://127.0.0.1:18085/") == "again\n"  # served by the second start
-    cli("rm", "-f", "web", check=True)  # else the policy restarts what the teardown kills
+    # rm -f once the second start is recorded (httpd may answer before it is), so it kills
+    # that one; else the policy restarts what the teardown kills
+    while inspect(cli, "web")["RestartCount"] != 1 or not inspect(cli, "web")["State"]["Running"]:
+        time.sleep(0.05)
+    cli("rm", "-f", "web", check=True)
