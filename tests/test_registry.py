@@ -349,3 +349,21 @@ def test_a_terminated_pull_rolls_back(ok, fresh, layout, reg, demo, env):
     assert code == 128 + signal.SIGTERM
     assert stderr.splitlines()[-1] == "overlaykit: pull: SIGTERM: stopped; nothing was pulled"
     assert store_is_empty(fresh.layout)
+
+
+@pytest.mark.parametrize("archive", ["demo-oci.tar", "demo-oci-zstd.tar"])
+def test_an_oci_image_skopeo_pushed_pulls_with_the_id_load_gives(ok, fresh, reg, fixture_path, archive):
+    skopeo = need("skopeo")
+    ref = f"{reg}/by-skopeo:{archive.split('.')[0]}"
+    result = subprocess.run([skopeo, "copy", "--dest-tls-verify=false", f"oci-archive:{fixture_path(archive)}",
+                             f"docker://{ref}"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(Registry(reg, what="test").manifest("by-skopeo", archive.split(".")[0]).body)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+
+    ok("load", fixture_path(archive))
+    fresh("pull", ref)
+    assert _inspect_id(lambda *a: fresh(*a).stdout, ref) == json.loads(ok("images", "--json"))[0]["ID"]
+    assert fresh("run", "--rm", ref, "cat", "/opt/app/b").stdout == "two\n"
+    pushed_back = fresh("push", ref).stdout  # the blobs it came in are what the registry has
+    assert pushed_back.count(": Layer already exists\n") == 3
