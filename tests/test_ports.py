@@ -71,10 +71,15 @@ def test_bad_publish_specs_are_one_line_and_125(cli, demo, netns, layout):
         proc = cli("run", "--rm", "-p", spec, "--network", "bridge", demo, "true")
         assert (proc.returncode, proc.stderr) == (125, f"overlaykit: run: -p {spec}: {message}\n")
     proc = cli("run", "--rm", "-p", "80:80", "--network", "none", demo, "true")
-    assert proc.returncode == 125
-    assert proc.stderr == ("overlaykit: run: published ports need a network; "
-                           "--network none has none\n")
+    assert (proc.returncode, proc.stderr) == (
+        125, "overlaykit: run: conflicting options: port publishing and --network none\n")
     assert not os.path.exists(layout.containers) or os.listdir(layout.containers) == []
+
+
+def test_ports_with_network_host_are_dropped_with_a_warning(cli, demo, netns):
+    proc = cli("run", "--rm", "-p", "18086:80", "--network", "host", demo, "true")
+    assert (proc.returncode, proc.stderr) == (
+        0, "overlaykit: run: warning: published ports are discarded when using host network mode\n")
 
 
 def test_ports_and_proxy_go_when_the_container_stops(cli, demo, netns):

@@ -6,6 +6,7 @@ port with -P) is a port the kernel picks when the container starts, as Docker do
 """
 
 import ipaddress
+import sys
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
@@ -63,8 +64,8 @@ def parse_publish(spec: str, command: str) -> tuple[str, dict]:
 
 def port_settings(publish: tuple[str, ...], publish_all: bool, image_exposed: dict | None,
                   network: str, command: str) -> tuple[dict, dict]:
-    """(ExposedPorts, PortBindings) for the record; -p on --network none|host is refused, as in
-    Docker (host: the ports are the host's already)."""
+    """(ExposedPorts, PortBindings) for the record. As Docker: -p with --network none is
+    refused, with --network host dropped with a warning (the ports are the host's already)."""
     bindings: dict[str, list[dict]] = {}
     for spec in publish:
         port, binding = parse_publish(spec, command)
@@ -74,11 +75,13 @@ def port_settings(publish: tuple[str, ...], publish_all: bool, image_exposed: di
         for port in exposed:
             if port.partition("/")[2] in PROTOCOLS:
                 bindings.setdefault(port, [{"HostIp": "", "HostPort": ""}])
-    if bindings and network in ("none", "host"):
-        raise OverlaykitError(f"{command}: published ports need a network; --network {network} has none"
-                              if network == "none" else
-                              f"{command}: published ports are discarded with --network host; "
-                              f"the container's ports are the host's")
+    if bindings and network == "none":
+        raise OverlaykitError(f"{command}: conflicting options: port publishing and "
+                              f"--network none")
+    if bindings and network == "host":
+        sys.stderr.write(f"overlaykit: {command}: warning: published ports are discarded when "
+                         f"using host network mode\n")
+        return exposed, {}
     return exposed, bindings
 
 
