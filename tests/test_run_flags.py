@@ -114,6 +114,11 @@ def test_pull_policies_and_platform(cli, demo):
     assert (never.returncode, never.stderr) == (125, "overlaykit: run: No such image: nosuch:1\n")
     assert cli("run", "--rm", "--pull", "never", demo, "true").returncode == 0
     assert cli("run", "--rm", "--pull", "missing", demo, "true").returncode == 0
+    # always pulls first, even what the store has: here (the tests' own network namespace)
+    # no registry answers, which is one line and nothing run
+    always = cli("run", "--rm", "--pull", "always", demo, "echo", "ran")
+    assert always.returncode == 125 and always.stdout == ""
+    assert always.stderr.startswith("overlaykit: run: pull: demo:1: ") and always.stderr.count("\n") == 1
     bad = cli("run", "--rm", "--pull", "sometimes", demo, "true")
     assert bad.returncode == 125 and "--pull" in bad.stderr
     arch = {"x86_64": "amd64", "aarch64": "arm64"}[os.uname().machine]
