@@ -2,7 +2,8 @@
 
 import pytest
 
-from overlaykit.cli.gotemplate import NilList, NilMap, Struct, TemplateError, parse, render
+from overlaykit.cli.gotemplate import parse, render
+from overlaykit.cli.govalues import NilList, NilMap, Struct, TemplateError
 
 CONTAINER = {
     "Id": "f00d" * 16, "Name": "/web",

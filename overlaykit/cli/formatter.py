@@ -11,7 +11,9 @@ fields Docker's contexts have (ContainerContext, ImageContext), so a script's
 import time
 from typing import Any
 
-from overlaykit.cli.gotemplate import FUNCTIONS, MISSING, NilList, NilMap, Struct, TemplateError, parse
+from overlaykit.cli.gofuncs import FUNCTIONS
+from overlaykit.cli.gotemplate import parse
+from overlaykit.cli.govalues import MISSING, NilList, NilMap, Struct, TemplateError
 from overlaykit.errors import OverlaykitError
 
 PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"

@@ -154,7 +154,7 @@ def system_prune(layout, everything: bool, volumes: bool, force: bool, filter_sp
 def system_df(layout, fmt: str | None) -> None:
     """Disk usage: images, containers, local volumes, as Docker's TYPE TOTAL ACTIVE SIZE RECLAIMABLE."""
     from overlaykit.cli import formatter
-    from overlaykit.cli.gotemplate import Struct
+    from overlaykit.cli.govalues import Struct
     from overlaykit.runtime.reclaim import disk_usage
     rows = []
     for u in disk_usage(layout):
@@ -198,7 +198,7 @@ def version(layout, fmt: str | None) -> None:
     import platform
     from overlaykit import __version__
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
-    from overlaykit.cli.gotemplate import Struct
+    from overlaykit.cli.govalues import Struct
     facts = Struct({
         "Client": Struct({"Version": __version__, "PythonVersion": platform.python_version(),
                           "Os": "linux", "Arch": arch}, "Client"),
