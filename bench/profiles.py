@@ -58,7 +58,7 @@ def _short(path: str) -> str:
 
 
 def run_notes(store: str, image: str) -> str:
-    run = ["-m", "overlaykit", "--root", store, "run", "--rm", image, "/bin/true"]
+    run = ["-m", "overlaykit", "--root", store, "run", "--rm", "--network", "none", image, "/bin/true"]
     imports = import_times(run)
     total = sum(cumulative for cumulative, _, _ in imports)
     lines = [f"### `overlaykit run --rm {image} true`: top-level imports ({total / 1000:.0f} ms in all)", "",

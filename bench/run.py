@@ -79,8 +79,8 @@ def bench_run(work: str, store: str, docker, rows: list[Row], notes: list[str]) 
     ok(*overlaykit(store, "rm", container))
     python = Case("python -c pass", [PY, "-c", "pass"])
     floor = Case("unshare+chroot", ["unshare", "-mpuin", "--fork", "chroot", rootfs, "/bin/true"])
-    ours = Case("overlaykit", overlaykit(store, "run", "--rm", DEMO, "/bin/true"))
-    unsynced = Case("overlaykit, no syncs", nosync(store, "run", "--rm", DEMO, "/bin/true"))
+    ours = Case("overlaykit", overlaykit(store, "run", "--rm", "--network", "none", DEMO, "/bin/true"))
+    unsynced = Case("overlaykit, no syncs", nosync(store, "run", "--rm", "--network", "none", DEMO, "/bin/true"))
     cases = [ours, python, floor, unsynced]
     if docker:
         theirs = Case("docker", docker.argv("run", "--rm", "--network", "none", DEMO, "/bin/true"))
@@ -155,7 +155,7 @@ def bench_depth(work: str, rows: list[Row], notes: list[str]) -> None:
     shutil.rmtree(untar_root, ignore_errors=True)
     ok(*overlaykit(deep_store, "load", "-i", "build/demo-image.tar"))
     tag = f"bench-deep:{DEPTH}"
-    tried = subprocess.run(overlaykit(deep_store, "run", "--rm", tag, "/bin/true"), capture_output=True,
+    tried = subprocess.run(overlaykit(deep_store, "run", "--rm", "--network", "none", tag, "/bin/true"), capture_output=True,
                            text=True, env=ENV)
     if tried.returncode != 0:  # the container's init layer sits on the image's layers too
         notes.append(f"- A {DEPTH}-layer image loads but does not run: `{tried.stderr.strip()}`. "
@@ -165,13 +165,13 @@ def bench_depth(work: str, rows: list[Row], notes: list[str]) -> None:
         ok(*overlaykit(deep_store, "load", "-i", archive))
         tag = f"bench-deep:{DEPTH - 1}"
     layers = int(tag.rpartition(":")[2])
-    run_deep = Case("deep", overlaykit(deep_store, "run", "--rm", tag, "/bin/true"))
-    run_one = Case("demo", overlaykit(deep_store, "run", "--rm", DEMO, "/bin/true"))
+    run_deep = Case("deep", overlaykit(deep_store, "run", "--rm", "--network", "none", tag, "/bin/true"))
+    run_one = Case("demo", overlaykit(deep_store, "run", "--rm", "--network", "none", DEMO, "/bin/true"))
     paired(run_deep, run_one)
     rows.append(Row(f"run --rm on {layers} layers", run_deep.median, "run --rm on 3 layers (demo)", run_one.median))
     write = "mkdir -p /w && echo a > /w/a && echo b > /w/b"
     for image, name in ((tag, "cdeep"), (DEMO, "cdemo")):
-        ok(*overlaykit(deep_store, "run", "--name", name, image, "/bin/sh", "-c", write))
+        ok(*overlaykit(deep_store, "run", "--name", name, "--network", "none", image, "/bin/sh", "-c", write))
     diff_deep = Case("deep", overlaykit(deep_store, "diff", "cdeep"))
     diff_one = Case("demo", overlaykit(deep_store, "diff", "cdemo"))
     paired(diff_deep, diff_one)
@@ -201,7 +201,7 @@ def bench_scale(work: str, store: str, docker, rows: list[Row]) -> None:
     import psutil
     before = _disk(os.path.join(store, "overlay2"))
     start = time.perf_counter()
-    procs = [subprocess.Popen(overlaykit(store, "run", "-d", "--name", f"s{n}", DEMO, "sleep", "600"),
+    procs = [subprocess.Popen(overlaykit(store, "run", "-d", "--name", f"s{n}", "--network", "none", DEMO, "sleep", "600"),
                               stdout=subprocess.DEVNULL, env=ENV) for n in range(SCALE)]
     codes = [p.wait() for p in procs]
     ours = time.perf_counter() - start
@@ -253,7 +253,7 @@ def _disk(path: str) -> int:
 def bench_changes(store: str, docker, rows: list[Row]) -> None:
     script = (f"mkdir /c && cd /c && i=0 && while [ $i -lt {CHANGES} ]; do echo $i > f$i; "
               "i=$((i+1)); done")
-    ok(*overlaykit(store, "run", "--name", "changes", DEMO, "/bin/sh", "-c", script))
+    ok(*overlaykit(store, "run", "--name", "changes", "--network", "none", DEMO, "/bin/sh", "-c", script))
     counter = iter(range(10 ** 6))
     diff = Case("overlaykit diff", overlaykit(store, "diff", "changes"))
     commit = Case("overlaykit commit", lambda: ok(*overlaykit(store, "commit", "changes",
