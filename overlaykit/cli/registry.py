@@ -24,12 +24,12 @@ def pull(layout, ref: str, platform: str | None, quiet: bool, insecure: bool) ->
 def pull_image(layout, ref: str, *, platform: str | None = None, insecure: bool = False,
                quiet: bool = False, out=None) -> object:
     """Pull with Docker's output (on out, stdout by default; `run` sends it to stderr)."""
+    from overlaykit.cli.images import _rolled_back_on_termination, _Terminated
     from overlaykit.image.reference import parse
     from overlaykit.store.pull import pull as pull_
 
     out = out or sys.stdout
     wanted = parse(ref, "pull")
-    from overlaykit.cli.images import _rolled_back_on_termination, _Terminated
     header = f"{wanted.tag or wanted.digest}: Pulling from {wanted.path}"
     try:
         with _rolled_back_on_termination(), LayerLines(out, header) as lines:  # SIGTERM unwinds as ^C does
@@ -44,15 +44,6 @@ def pull_image(layout, ref: str, *, platform: str | None = None, insecure: bool 
         click.echo(f"Status: {status} {name}", file=out)
     click.echo(name, file=out)
     return pulled.image
-
-
-def pull_missing(layout, ref: str):
-    """What `run` and `create` do with an image the store lacks, as Docker: say so and pull it,
-    the progress on stderr so that stdout stays the container's."""
-    from overlaykit.image.reference import normalize
-    shown = normalize(ref) if "@" not in ref else ref
-    click.echo(f"Unable to find image '{shown}' locally", err=True)
-    return pull_image(layout, ref, out=sys.stderr)
 
 
 @click.command()
