@@ -60,7 +60,15 @@ def test_on_failure_leaves_a_clean_exit_alone(cli, demo, layout):
 def test_always_restarts_until_stop_which_is_never_undone(cli, demo, layout):
     cli("run", "-d", "--restart", "always", "--name", "loop", demo,
         "sh", "-c", "echo run; exit 0", check=True)
-    _until(lambda: _inspect(cli, "loop")["RestartCount"] >= 2, "two restarts")
+    _until(lambda: _inspect(cli, "loop")["RestartCount"] >= 5, "five restarts")
+    # between runs it is restarting (by now for 3.2 s and more, the delay doubling each
+    # time): start leaves it to its supervisor, rm wants -f
+    _until(lambda: _inspect(cli, "loop")["State"]["Restarting"], "a restart delay")
+    assert cli("start", "loop", check=True).stdout == "loop\n"
+    proc = cli("rm", "loop")
+    assert proc.returncode == 1
+    assert proc.stderr == ("overlaykit: rm: cannot remove container loop: it is restarting "
+                           "(stop it first, or use -f)\n")
     assert cli("stop", "loop", check=True).stdout == "loop\n"
     _supervisor_gone(layout, cli, "loop")
     data = _inspect(cli, "loop")

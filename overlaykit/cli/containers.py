@@ -162,9 +162,10 @@ def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> None
 def start(layout: Layout, name: str, attach: bool, interactive: bool) -> int:
     """Start a created or stopped container."""
     from overlaykit.runtime.start import start_attached, start_detached
-    from overlaykit.store.containers import find, is_running
+    from overlaykit.store.containers import find, is_running, is_supervised
     container = find(layout, name)
-    if is_running(container.state):
+    restarting = container.state.get("Restarting") and is_supervised(layout, container.id)
+    if is_running(container.state) or restarting:  # a restarting one counts as running, as in Docker
         click.echo(name)
         return 0
     if attach:

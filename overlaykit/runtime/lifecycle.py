@@ -112,6 +112,9 @@ def remove(layout: Layout, container: Container, force: bool, volumes: bool = Fa
     settle(layout)
     if force:
         prevent_restart(layout, container.id)  # the kill below must not bring it back
+    elif container.state.get("Restarting") and containers.is_supervised(layout, container.id):
+        raise OverlaykitError(f"rm: cannot remove container {container.name}: it is restarting "
+                              f"(stop it first, or use -f)")
     if containers.is_running(container.state):
         if not force:
             raise OverlaykitError(f"rm: cannot remove container {container.name}: it is running "
