@@ -56,9 +56,9 @@ def test_schema1_and_unknown_manifests_are_one_line():
 
 
 def test_platform_option_is_checked():
-    assert distribution.check_platform("Linux/ARM64/v8") == "linux/arm64/v8"
-    with pytest.raises(OverlaykitError, match=r"^--platform: 'amd64' is not os/arch"):
-        distribution.check_platform("amd64")
+    assert distribution.check_platform("Linux/ARM64/v8", "pull") == "linux/arm64/v8"
+    with pytest.raises(OverlaykitError, match=r"^pull: --platform: 'amd64' is not os/arch"):
+        distribution.check_platform("amd64", "pull")
 
 
 def test_loopback_registries_are_the_ones_docker_trusts_with_plain_http():

@@ -48,11 +48,11 @@ def host_platform() -> str:
     return f"linux/{host_architecture()}"
 
 
-def check_platform(value: str) -> str:
+def check_platform(value: str, what: str) -> str:
     """'linux/amd64' or 'linux/arm64/v8' as --platform takes it; OverlaykitError otherwise."""
     parts = value.lower().split("/")
     if not 2 <= len(parts) <= 3 or not all(parts):
-        raise OverlaykitError(f"--platform: {value!r} is not os/arch[/variant] (linux/amd64, say)")
+        raise OverlaykitError(f"{what}: --platform: {value!r} is not os/arch[/variant] (linux/amd64, say)")
     return "/".join(parts)
 
 

@@ -57,7 +57,7 @@ def pull(layout: Layout, ref: str, platform: str | None = None, insecure: bool =
     """Pull ref (Docker's reference rules: alpine is docker.io/library/alpine:latest)."""
     what = f"pull: {ref}"
     wanted = parse(ref, "pull")
-    platform = distribution.check_platform(platform) if platform else distribution.host_platform()
+    platform = distribution.check_platform(platform, "pull") if platform else distribution.host_platform()
     registry = Registry(wanted.domain, insecure=insecure, what=what)
     digest, manifest = _image_manifest(registry, wanted, platform, what)
     config = _config(registry, wanted.path, manifest.config, what)
