@@ -185,3 +185,24 @@ def test_bash_completion_completes_verbs_and_subcommands(layout):
                             env={**os.environ, "_OVERLAYKIT_COMPLETE": "bash_source"},
                             capture_output=True, text=True, timeout=60).stdout
     assert "complete -o nosort -F _overlaykit_completion overlaykit" in source
+
+
+def test_prune_filters_by_label_and_age(cli, demo, layout):
+    names = lambda: cli("ps", "-a", "--format", "{{.Names}}", check=True).stdout.split()
+    cli("run", "--name", "web", "--label", "tier=web", demo, "true", check=True)
+    cli("run", "--name", "db", "--label", "tier=db", demo, "true", check=True)
+    cli("container", "prune", "-f", "--filter", "label=tier=web", check=True)
+    assert names() == ["db"]
+    proc = cli("container", "prune", "-f", "--filter", "until=1h", check=True)  # db is seconds old
+    assert (proc.stdout, names()) == ("Total reclaimed space: 0B\n", ["db"])
+    cli("container", "prune", "-f", "--filter", "label!=tier=web", check=True)
+    assert names() == []
+    # demo:1 was built days before the test: made before 2000-01-01 it is not, before 24h ago it is
+    assert cli("image", "prune", "-a", "-f", "--filter", "until=2000-01-01", check=True).stdout == \
+        "Total reclaimed space: 0B\n"
+    assert "untagged: demo:1" in cli("image", "prune", "-a", "-f", "--filter", "until=24h", check=True).stdout
+    assert images.list_images(layout) == []
+    proc = cli("container", "prune", "-f", "--filter", "until=tomorrow")
+    assert (proc.returncode, proc.stderr) == (1, "overlaykit: container prune: --filter until=tomorrow: not a "
+                                                 "duration (24h, 90m) or a time (2024-05-01, 2024-05-01T10:00:00Z, "
+                                                 "unix seconds)\n")

@@ -33,24 +33,8 @@ def print_pruned(sections: list[tuple[str, list[str]]], reclaimed: int) -> None:
     click.echo(f"Total reclaimed space: {human_size(reclaimed, 4)}")
 
 
-def _label_filters(filter_specs: tuple[str, ...], command: str) -> tuple[str, ...]:
-    """--filter label=K[=V] and label!=K[=V]; prune's other keys (until) are refused by name."""
-    labels = []
-    for spec in filter_specs:
-        key, sep, value = spec.partition("=")
-        if key == "label!" and sep:
-            labels.append("!" + value)
-        elif key == "label" and sep:
-            labels.append(value)
-        else:
-            from overlaykit.errors import OverlaykitError
-            raise OverlaykitError(f"{command}: invalid filter {spec!r} (overlaykit's prune takes "
-                                  "label=KEY[=VALUE] and label!=KEY[=VALUE])")
-    return tuple(labels)
-
-
-_FILTER = click.option("--filter", "filter_specs", multiple=True, metavar="label=KEY[=VALUE]",
-                       help="Only what has (label=) or lacks (label!=) a label.")
+_FILTER = click.option("--filter", "filter_specs", multiple=True, metavar="KEY=VALUE",
+                       help="label=K[=V], label!=K[=V], until=24h|TIME: only what has, lacks, or was made before.")
 _FORCE = click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
 
 
@@ -98,11 +82,11 @@ system = _group("system", {"info": "info"}, "Disk usage, pruning and repair of t
 @click.pass_obj
 def container_prune(layout, force: bool, filter_specs: tuple[str, ...]) -> None:
     """Remove all stopped containers (created or exited), with their layers; volumes stay."""
-    from overlaykit.runtime.reclaim import prune_containers
-    labels = _label_filters(filter_specs, "container prune")
+    from overlaykit.runtime.reclaim import prune_containers, prune_filter
+    only = prune_filter(filter_specs, "container prune")
     if not force and not confirm("WARNING! This will remove all stopped containers."):
         return
-    pruned = prune_containers(layout, labels)
+    pruned = prune_containers(layout, only)
     print_pruned([("Deleted Containers", pruned.lines)], pruned.reclaimed)
 
 
@@ -113,13 +97,13 @@ def container_prune(layout, force: bool, filter_specs: tuple[str, ...]) -> None:
 @click.pass_obj
 def image_prune(layout, everything: bool, force: bool, filter_specs: tuple[str, ...]) -> None:
     """Remove dangling images no container uses (with -a, every image no container uses)."""
-    from overlaykit.runtime.reclaim import prune_images
-    labels = _label_filters(filter_specs, "image prune")
+    from overlaykit.runtime.reclaim import prune_filter, prune_images
+    only = prune_filter(filter_specs, "image prune")
     warning = ("WARNING! This will remove all images without at least one container associated to them."
                if everything else "WARNING! This will remove all dangling images.")
     if not force and not confirm(warning):
         return
-    pruned = prune_images(layout, everything, labels)
+    pruned = prune_images(layout, everything, only)
     print_pruned([("Deleted Images", pruned.lines)], pruned.reclaimed)
 
 
@@ -132,8 +116,8 @@ def image_prune(layout, everything: bool, force: bool, filter_specs: tuple[str, 
 def system_prune(layout, everything: bool, volumes: bool, force: bool, filter_specs: tuple[str, ...]) -> None:
     """Remove stopped containers, unused images (dangling, or all with -a), and with --volumes
     unused anonymous volumes. Networks are not pruned here."""
-    from overlaykit.runtime.reclaim import prune_containers, prune_images, prune_volumes
-    labels = _label_filters(filter_specs, "system prune")
+    from overlaykit.runtime.reclaim import prune_containers, prune_filter, prune_images, prune_volumes
+    only = prune_filter(filter_specs, "system prune")
     items = ["all stopped containers"]
     if volumes:
         items.append("all anonymous volumes not used by at least one container")
@@ -141,10 +125,10 @@ def system_prune(layout, everything: bool, volumes: bool, force: bool, filter_sp
                  else "all dangling images")
     if not force and not confirm("WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)):
         return
-    done = [("Deleted Containers", prune_containers(layout, labels))]
+    done = [("Deleted Containers", prune_containers(layout, only))]
     if volumes:
         done.append(("Deleted Volumes", prune_volumes(layout, False)))
-    done.append(("Deleted Images", prune_images(layout, everything, labels)))
+    done.append(("Deleted Images", prune_images(layout, everything, only)))
     print_pruned([(heading, p.lines) for heading, p in done], sum(p.reclaimed for _, p in done))
 
 

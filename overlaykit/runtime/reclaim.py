@@ -8,6 +8,9 @@ removed image's layers that left the store. This is not `system repair` (store/p
 which removes what a crash left behind and never anything a user made.
 """
 
+import calendar
+import re
+import time
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
@@ -23,12 +26,64 @@ class Pruned:
     reclaimed: int          # bytes
 
 
-def prune_containers(layout: Layout, labels: tuple[str, ...] = ()) -> Pruned:
+@dataclass(frozen=True)
+class PruneFilter:
+    """Docker's prune --filter: label=K[=V], label!=K[=V] (all must hold), until=WHEN."""
+    labels: tuple[str, ...] = ()
+    until: float | None = None  # only what was created before, in seconds since the epoch
+
+    def selects(self, labels: dict, created: object) -> bool:
+        if self.until is not None:
+            when = containers.parse_timestamp(created)
+            if when is None or when >= self.until:
+                return False
+        return _labels_match(labels, self.labels)
+
+
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def prune_filter(specs: tuple[str, ...], command: str, now: float | None = None) -> PruneFilter:
+    """The filter of repeated KEY=VALUE options; one line naming what is wrong otherwise."""
+    labels, until = [], None
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if key == "label" and sep:
+            labels.append(value)
+        elif key == "label!" and sep:
+            labels.append("!" + value)
+        elif key == "until" and sep:
+            when = _point_in_time(value, time.time() if now is None else now)
+            if when is None:
+                raise OverlaykitError(f"{command}: --filter until={value}: not a duration (24h, 90m) "
+                                      "or a time (2024-05-01, 2024-05-01T10:00:00Z, unix seconds)")
+            until = when if until is None else min(until, when)
+        else:
+            raise OverlaykitError(f"{command}: invalid filter {spec!r} (prune takes label=, label!= and until=)")
+    return PruneFilter(tuple(labels), until)
+
+
+def _point_in_time(value: str, now: float) -> float | None:
+    """Docker's until: a Go duration before now, unix seconds, or an RFC 3339 time or date (UTC)."""
+    if _DURATION.fullmatch(value):
+        return now - sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value))
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        return float(value)
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", value):
+        try:
+            return float(calendar.timegm(time.strptime(value, "%Y-%m-%d")))
+        except ValueError:
+            return None
+    return containers.parse_timestamp(value if re.search(r"(Z|[+-]\d\d:\d\d)$", value) else value + "Z")
+
+
+def prune_containers(layout: Layout, only: PruneFilter = PruneFilter()) -> Pruned:
     """Remove the containers that are not running (and not starting), oldest record first."""
     settle(layout)
     removed, reclaimed = [], 0
     for c in reversed(containers.list_containers(layout)):
-        if not _labels_match(c.config["Config"].get("Labels") or {}, labels):
+        if not only.selects(c.config["Config"].get("Labels") or {}, c.config.get("Created")):
             continue
         with store_lock(layout):
             if not containers.exists(layout, c.id):
@@ -43,14 +98,14 @@ def prune_containers(layout: Layout, labels: tuple[str, ...] = ()) -> Pruned:
     return Pruned(removed, reclaimed)
 
 
-def prune_images(layout: Layout, everything: bool, labels: tuple[str, ...] = ()) -> Pruned:
+def prune_images(layout: Layout, everything: bool, only: PruneFilter = PruneFilter()) -> Pruned:
     """Remove the untagged images no container uses (everything: tagged ones too)."""
     used = {c.config.get("Image") for c in containers.list_containers(layout)}
     lines, reclaimed = [], 0
     for image in images.list_images(layout):
         if image.id in used or (image.tags and not everything):
             continue
-        if not _labels_match((image.config.get("config") or {}).get("Labels") or {}, labels):
+        if not only.selects((image.config.get("config") or {}).get("Labels") or {}, image.config.get("created")):
             continue
         sizes = usage.chain_sizes(layout, image.chain_ids)
         try:
