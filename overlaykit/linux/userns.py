@@ -7,6 +7,7 @@ and lets the holder go. The namespaces live on as long as their fds (or a proces
 """
 
 import ctypes
+import errno
 import os
 from contextlib import contextmanager
 from typing import Iterator, Sequence
@@ -33,15 +34,19 @@ def make(uid_map: str, gid_map: str, flags: int, names: Sequence[str]) -> dict[s
             os.close(ready_r)
             os.close(hold_w)
             unshare(CLONE_NEWUSER | flags)
-            os.write(ready_w, b"1")
+            os.write(ready_w, b"ok")
             os.read(hold_r, 1)  # until the parent has opened what it needs
+        except OSError as e:
+            os.write(ready_w, str(e.errno).encode())
         finally:
             os._exit(0)
     os.close(ready_w)
     os.close(hold_r)
     try:
-        if os.read(ready_r, 1) != b"1":
-            raise OSError(1, "could not make a user namespace", f"unshare 0x{CLONE_NEWUSER | flags:x}")
+        answer = os.read(ready_r, 16)
+        if answer != b"ok":
+            err = int(answer) if answer.isdigit() else errno.ECHILD
+            raise OSError(err, os.strerror(err), f"unshare 0x{CLONE_NEWUSER | flags:x}")
         _write(f"/proc/{pid}/uid_map", uid_map)
         _write(f"/proc/{pid}/gid_map", gid_map)
         return open_namespaces(pid, tuple(names))

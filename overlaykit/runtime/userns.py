@@ -13,8 +13,9 @@ Layers stay shared and unchanged on disk: the overlay is made of idmapped mounts
 what the container's root writes lands in diff/ owned by 0, the in-container id. diff,
 commit, export and save therefore read container ids exactly as without a remap, and a
 committed layer is owned as Docker's is. The container's processes run in a user namespace
-with the mapping; its mount, PID, UTS, IPC and network namespaces are made with it and owned
-by it, so its root has capabilities over them and over nothing of the host's. The child sets
+with the mapping; its mount, UTS, IPC and network namespaces are made with it and owned by
+it, so its root has capabilities over them and over nothing of the host's (its PID
+namespace is the host's user namespace's: see container_namespaces). The child sets
 the container up as today, as the host's root inside those namespaces, but makes files as
 the mapped root (fsuid), then joins the user namespace just before the command: what only
 the host's root can do (binding host paths, filling a volume) is done before it.
@@ -202,7 +203,17 @@ def _remap_options(data: str, idmap: IdMap) -> str:
 
 def user_namespace(idmap: IdMap) -> int:
     """A user namespace with the mapping, as an fd (nothing runs in it)."""
-    return userns.make(idmap.uid_map(), idmap.gid_map(), 0, ("user",))["user"]
+    return _made(idmap, 0, ("user",))["user"]
+
+
+def _made(idmap: IdMap, flags: int, names: tuple[str, ...]) -> dict[str, int]:
+    """userns.make with the mapping; a refusal (user namespaces off: user.max_user_namespaces
+    is 0, or unprivileged_userns_clone) is one line naming it."""
+    try:
+        return userns.make(idmap.uid_map(), idmap.gid_map(), flags, names)
+    except OSError as e:
+        raise OverlaykitError(f"--userns-remap: the kernel refused a user namespace with the "
+                              f"mapping {idmap} ({e.filename}: {e.strerror})") from None
 
 
 CONTAINER_NAMESPACES = ("user", "mnt", "uts", "ipc", "net")
@@ -221,7 +232,7 @@ def container_namespaces(idmap: IdMap) -> dict[str, int]:
     decided by the processes' own user namespace, where it is root.
     """
     flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET
-    return userns.make(idmap.uid_map(), idmap.gid_map(), flags, CONTAINER_NAMESPACES)
+    return _made(idmap, flags, CONTAINER_NAMESPACES)
 
 
 def remapped_namespaces(idmap: IdMap | None) -> dict[str, int] | None:
@@ -254,8 +265,9 @@ def mount_overlay(layout: Layout, spec: OverlaySpec, target: str, idmap: IdMap) 
     if os.path.dirname(spec.work) != layer:
         raise ValueError("the upper and work directories must be in one layer directory")
     user = user_namespace(idmap)
-    attach = tempfile.mkdtemp(prefix="idmap-", dir=own_dir(layout))
+    attach = ""
     try:
+        attach = tempfile.mkdtemp(prefix="idmap-", dir=own_dir(layout))
         names = [str(i) for i in range(len(spec.lowers))]
         for name, lower in zip(names, spec.lowers):
             os.mkdir(os.path.join(attach, name))
@@ -274,11 +286,12 @@ def mount_overlay(layout: Layout, spec: OverlaySpec, target: str, idmap: IdMap) 
                               f"5.19 or later and a store on a filesystem with idmapped mounts "
                               f"(ext4, xfs, btrfs, tmpfs)") from None
     finally:
-        unmount_tree(attach)
-        with suppress(OSError):
-            for name in os.listdir(attach):
-                os.rmdir(os.path.join(attach, name))
-            os.rmdir(attach)
+        if attach:
+            unmount_tree(attach)
+            with suppress(OSError):
+                for name in os.listdir(attach):
+                    os.rmdir(os.path.join(attach, name))
+                os.rmdir(attach)
         os.close(user)
 
 
