@@ -2,7 +2,8 @@
 
 Paired rounds (none, bridge, none, ...) in a network namespace of the bench's own (nothing is
 made on the machine's network), medians and their ratio, beside what pyroute2's import alone
-costs in a fresh interpreter (the part of the bridge's price that is not the kernel's).
+costs in a fresh interpreter as linux/netlink.py imports it (the part of the bridge's price
+that is not the kernel's).
 
     sudo .venv/bin/python bench/network.py [IMAGE.tar]   (default build/demo-image.tar)
 
@@ -45,14 +46,14 @@ def main() -> None:
         for _ in range(REPEAT):
             for mode in times:
                 times[mode].append(timed(ok + ["run", "--rm", "--network", mode, tag, "true"]))
-        imports = [timed([PY, "-c", "import pyroute2"]) - timed([PY, "-c", "pass"])
-                   for _ in range(REPEAT)]
+        imports = [timed([PY, "-c", "import overlaykit.linux.netlink"])
+                   - timed([PY, "-c", "import overlaykit.linux.namespaces"]) for _ in range(REPEAT)]
     none, bridge = statistics.median(times["none"]), statistics.median(times["bridge"])
     print("| run --rm IMAGE true | median (s) |\n|---|---|")
     print(f"| --network none | {none:.3f} |")
     print(f"| --network bridge (default) | {bridge:.3f} |")
     print(f"| bridge - none | {bridge - none:.3f} ({bridge / none:.2f}x) |")
-    print(f"| `import pyroute2` alone | {statistics.median(imports):.3f} |")
+    print(f"| pyroute2's rtnetlink import alone (linux/netlink.py) | {statistics.median(imports):.3f} |")
 
 
 if __name__ == "__main__":
