@@ -108,6 +108,8 @@ class Row:
 
 def fmt(value: float, unit: str) -> str:
     if unit == "s":
+        if value < 0.01:
+            return f"{value * 1000:.2f} ms"
         return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
     if unit == "MiB":
         return f"{value:.1f} MiB"
