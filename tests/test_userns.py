@@ -76,7 +76,8 @@ def test_files_made_inside_land_in_diff_owned_by_their_container_ids(cli, demo, 
         "touch /by-root && mkdir /shared && chmod 777 /shared && su app -c 'touch /shared/by-app'"
         " && touch /given && chown 1000:1000 /given && rm /bin/true", check=True)
     diff = _diff(layout, "c")
-    for path, owner in (("by-root", (0, 0)), ("shared/by-app", (1000, 1000)), ("given", (1000, 1000))):
+    for path, owner in (("by-root", (0, 0)), ("shared/by-app", (1000, 1000)),
+                        ("given", (1000, 1000))):
         st = os.stat(os.path.join(diff, path))
         assert (path, st.st_uid, st.st_gid) == (path, *owner)
     whiteout = os.stat(os.path.join(diff, "bin", "true"), follow_symlinks=False)
@@ -95,7 +96,8 @@ def test_commit_and_save_give_layers_owned_by_the_container_ids(cli, demo, layou
     owners = {}
     with tarfile.open(archive) as outer:
         for member in outer:
-            if not member.isfile() or member.name.endswith(".json") or member.name == "repositories":
+            if not member.isfile() or member.name.endswith(".json") or \
+                    member.name == "repositories":
                 continue
             data = outer.extractfile(member).read()
             try:
@@ -168,9 +170,9 @@ def test_exec_joins_the_containers_user_namespace(cli, demo, layout):
 
 
 def test_the_default_confinement_still_holds_inside(cli, demo):
-    """Capabilities, seccomp, masks and the read-only /proc paths are the same as without a remap."""
-    script = ("grep -E '^(CapBnd|Seccomp):' /proc/self/status; mount | grep -E ' /proc/(sys|keys) ';"
-              " wc -c < /proc/keys")
+    """Capabilities, seccomp, masks and the read-only /proc paths are as without a remap."""
+    script = ("grep -E '^(CapBnd|Seccomp):' /proc/self/status;"
+              " mount | grep -E ' /proc/(sys|keys) '; wc -c < /proc/keys")
     remapped = cli("run", "--rm", "--userns-remap", REMAP, demo, "sh", "-c", script, check=True)
     plain = cli("run", "--rm", demo, "sh", "-c", script, check=True)
     assert remapped.stdout == plain.stdout
@@ -247,7 +249,8 @@ def test_subordinate_ranges_are_read_as_shadow_utils_writes_them():
 
 
 def test_numeric_owners_of_new_filesystems_are_mapped():
-    table = (Mount("fs", "/dev/pts", "devpts", "devpts", 0, "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    table = (Mount("fs", "/dev/pts", "devpts", "devpts", 0,
+                   "newinstance,ptmxmode=0666,mode=0620,gid=5"),
              Mount("fs", "/t", "tmpfs", "tmpfs", 0, "size=1m,uid=1000"),
              Mount("bind", "/b", "/src"))
     mapped = remap_table(table, IdMap(200000, 300000, 65536))

@@ -81,7 +81,8 @@ def _checked(uid: int, gid: int, size: int, where: str) -> IdMap:
 
 
 def first_range(text: str, names: Sequence[str]) -> tuple[int, int] | None:
-    """The first (start, count) of a subuid/subgid file's "name:start:count" lines for any of names."""
+    """The first (start, count) of a subuid/subgid file's "name:start:count" lines for any of
+    names."""
     for line in text.splitlines():
         parts = line.strip().split(":")
         if len(parts) == 3 and parts[0] in names and parts[1].isdigit() and parts[2].isdigit():
