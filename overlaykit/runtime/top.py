@@ -108,12 +108,12 @@ def _host_ps(pids: list[int], ps_args: tuple[str, ...]) -> tuple[list[str], list
     except FileNotFoundError:
         raise OverlaykitError("top: ps options need the host's ps (Debian's procps)") from None
     except subprocess.CalledProcessError as e:
-        raise OverlaykitError(f"top: ps {' '.join(ps_args)}: "
-                              f"{(e.stderr or '').strip().splitlines()[0] if e.stderr else 'failed'}") from None
+        said = (e.stderr or "").strip().splitlines()
+        raise OverlaykitError(f"top: ps {' '.join(ps_args)}: {said[0] if said else 'failed'}") from None
     lines = out.splitlines()
-    titles = lines[0].split()
+    titles = lines[0].split() if lines else []
     if "PID" not in titles:
-        raise OverlaykitError(f'top: couldn\'t find PID field in ps output')
+        raise OverlaykitError("top: couldn't find PID field in ps output")  # Docker's words
     at = titles.index("PID")
     wanted = set(pids)
     rows = []
