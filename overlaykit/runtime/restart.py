@@ -3,8 +3,10 @@
 HostConfig.RestartPolicy is {"Name": no|always|on-failure|unless-stopped,
 "MaximumRetryCount": N}, checked at create with Docker's messages. A foreground run (or
 start -a) returns with the command's code as `docker run` does, and hands the restarts
-to a detached supervisor. When the command exits, the supervisor asks `next_restart`: always and unless-stopped restart whatever the code,
-on-failure[:N] only after a non-zero code (and at most N times), no never. The delay is
+to a detached supervisor. The supervisor decides as it records the command's exit, under
+the same lock (`restart_fields`), so nothing ever sees the container exited in between:
+always and unless-stopped restart whatever the code, on-failure[:N] only after a non-zero
+code (and at most N times), no never. The delay is
 Docker's restart manager's: 100 ms, doubled at each restart up to a minute, back to
 100 ms after a run of 10 s or more. Meanwhile the state is "restarting" (Restarting true,
 no PID; Running stays false here, where Docker says true, so nothing takes the missing PID
@@ -91,22 +93,30 @@ def wants_restart_after(layout: Layout, container_id: str, exit_code: int) -> bo
         container.state.get("RestartCount", 0))
 
 
-def next_restart(layout: Layout, container_id: str, exit_code: int, ran_for: float,
-                 backoff: Backoff) -> float | None:
-    """After the command exited (its exit recorded): the delay before the container starts
-    again, with the state made "restarting" and RestartCount counted; None to let it rest."""
+def restart_fields(container: containers.Container, exit_code: int) -> dict:
+    """What the state gets at the command's exit when the policy starts it again ("restarting",
+    RestartCount counted, as Docker counts at the decision); {} to let it rest."""
+    state = container.state
+    count = state.get("RestartCount", 0)
+    if state.get("HasBeenManuallyStopped") or not wants_restart(
+            container.config["HostConfig"].get("RestartPolicy") or {}, exit_code, count):
+        return {}
+    return {"Status": "restarting", "Restarting": True, "RestartCount": count + 1}
+
+
+def mark_restarting(layout: Layout, container_id: str, exit_code: int) -> None:
+    """A foreground run's exit, handed to a detached supervisor: restarting, if the policy says so."""
     with store_lock(layout):
-        if not containers.exists(layout, container_id):
-            return None
-        container = containers.load(layout, container_id)
-        state = container.state
-        count = state.get("RestartCount", 0)
-        if state.get("HasBeenManuallyStopped") or not wants_restart(
-                container.config["HostConfig"].get("RestartPolicy") or {}, exit_code, count):
-            return None
-        containers.save_state(layout, container_id, {
-            **state, "Status": "restarting", "Restarting": True, "RestartCount": count + 1})
-    return backoff.next(ran_for)
+        if containers.exists(layout, container_id):
+            container = containers.load(layout, container_id)
+            fields = restart_fields(container, exit_code)
+            if fields:
+                containers.save_state(layout, container_id, {**container.state, **fields})
+
+
+def is_restarting(layout: Layout, container_id: str) -> bool:
+    return containers.exists(layout, container_id) and \
+        bool(containers.load(layout, container_id).state.get("Restarting"))
 
 
 def await_restart(layout: Layout, container_id: str, delay: float) -> bool:

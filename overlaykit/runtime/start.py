@@ -29,9 +29,9 @@ from overlaykit.runtime.network_attach import attached
 from overlaykit.runtime.process import (Child, StartError, describe, forwarding_signals,
                                         spawn, wait_for)
 from overlaykit.runtime.rootfs import mounted_rootfs
-from overlaykit.runtime.restart import (Backoff, await_restart, next_restart,
+from overlaykit.runtime.restart import (Backoff, await_restart, is_restarting, mark_restarting,
                                         own_pid_namespace_for_children, record_gave_up,
-                                        wants_restart_after)
+                                        restart_fields, wants_restart_after)
 from overlaykit.runtime.spec import ContainerSpec, spec_from_record
 from overlaykit.runtime.streams import Local, Stdio, container_stdio, pump, redirect_stdio
 from overlaykit.runtime.tty import relay
@@ -79,6 +79,7 @@ def start_attached(layout: Layout, container: Container, stdin: bool, command: s
                 code = _start_supervised(layout, container, stdin, command, on_started, outlets)
             else:
                 code = after_exit
+                mark_restarting(layout, container.id, code)
                 if on_started is not None:
                     on_started()
             if detached:
@@ -91,11 +92,11 @@ def start_attached(layout: Layout, container: Container, stdin: bool, command: s
 
 def _keep_restarting(layout: Layout, container_id: str, code: int, command: str,
                      outlets: Outlets) -> int:
-    """Start the container again for as long as its --restart policy asks; the last exit code."""
+    """Start the container again for as long as its --restart policy asks (record_exit said
+    so: the state is restarting); the last exit code."""
     backoff, started = Backoff(), time.monotonic()
-    while True:
-        delay = next_restart(layout, container_id, code, time.monotonic() - started, backoff)
-        if delay is None or not await_restart(layout, container_id, delay):
+    while is_restarting(layout, container_id):
+        if not await_restart(layout, container_id, backoff.next(time.monotonic() - started)):
             return code
         started = time.monotonic()
         try:
@@ -105,6 +106,7 @@ def _keep_restarting(layout: Layout, container_id: str, code: int, command: str,
         except (OverlaykitError, OSError):  # recorded as the failed start; nothing to restart
             record_gave_up(layout, container_id)
             return code
+    return code
 
 
 def _start_supervised(layout: Layout, container: Container, stdin: bool, command: str,
@@ -134,7 +136,7 @@ def _start_supervised(layout: Layout, container: Container, stdin: bool, command
         raise
     else:
         try:
-            record_exit(layout, container.id, code, oom)
+            record_exit(layout, container.id, code, oom, policy=outlets.local is None)
         except OSError as e:  # a full disk must not cost the command's exit code
             _warn(command, f"recording exit code {code} in {layout.container_state(container.id)}: "
                            f"{e.strerror}")
@@ -202,15 +204,19 @@ def record_running(layout: Layout, container_id: str, pid: int, mount_path: str,
             "StartedAt": containers.timestamp(), "OverlayMount": mount_path, **manual})
 
 
-def record_exit(layout: Layout, container_id: str, code: int, oom: bool = False) -> None:
+def record_exit(layout: Layout, container_id: str, code: int, oom: bool = False,
+                policy: bool = False) -> None:
     """The command's exit, unless the container was removed meanwhile (rm -f); oom: the
-    kernel's OOM killer killed a process of its cgroup (State.OOMKilled)."""
+    kernel's OOM killer killed a process of its cgroup (State.OOMKilled). policy: a detached
+    supervisor's, which decides under the same lock whether its --restart policy starts it
+    again (then the state says restarting), so no command ever sees it exited in between."""
     with store_lock(layout):
         if containers.exists(layout, container_id):
-            state = containers.load(layout, container_id).state
+            container = containers.load(layout, container_id)
+            again = restart_fields(container, code) if policy else {}
             containers.save_state(layout, container_id, {
-                **state, "Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
-                "OOMKilled": oom, "FinishedAt": containers.timestamp()})
+                **container.state, "Status": "exited", "Running": False, "Pid": 0,
+                "ExitCode": code, "OOMKilled": oom, "FinishedAt": containers.timestamp(), **again})
 
 
 def record_failed_start(layout: Layout, container_id: str, error: str, code: int) -> None:
