@@ -62,7 +62,6 @@ class Attachment:
     rules: bool = False    # DNAT rules made
     devices: bool = False  # veths (maybe) made
 
-
     def on_namespaces(self, pid: int) -> None:
         """The devices and rules, once the child pid has its network namespace."""
         from overlaykit.linux import netlink, nftables
