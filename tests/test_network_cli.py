@@ -119,3 +119,24 @@ def test_a_host_network_container_cannot_be_connected(cli, demo, netns):
     assert (proc.returncode, proc.stderr) == (
         1, "overlaykit: network connect: container h uses --network host; "
            "it cannot be connected to a network\n")
+
+
+def test_a_bridge_and_rules_without_a_record_are_found_and_removed(cli, netns, layout):
+    """What a create killed between making its devices and writing its record leaves: check
+    names the bridge and its rule, check --repair (or prune) removes them, by their labels."""
+    network_id = cli("network", "create", "--subnet", "10.80.0.0/24", "lost", check=True).stdout.strip()
+    os.unlink(layout.network_file("lost"))
+    found = cli("check")
+    assert found.returncode != 0
+    problems = found.stdout + found.stderr
+    assert f"device okit-{network_id[:10]} (\"overlaykit " in problems
+    assert f"net {network_id[:12]}\"): its network is gone" in problems
+    repaired = cli("check", "--repair", check=True)
+    assert f"Deleted device: okit-{network_id[:10]}" in repaired.stdout + repaired.stderr
+    assert _bridges() == [] and overlaykit_rules() == []
+    cli("network", "create", "--subnet", "10.80.0.0/24", "lost2", check=True)
+    os.unlink(layout.network_file("lost2"))
+    pruned = cli("prune", check=True).stdout
+    assert "Deleted device: okit-" in pruned and "Deleted nftables rule: postrouting" in pruned
+    assert _bridges() == [] and overlaykit_rules() == []
+    cli("check", check=True)
