@@ -25,7 +25,7 @@ libc.setfsgid.argtypes = [ctypes.c_uint]
 def make(uid_map: str, gid_map: str, flags: int, names: Sequence[str]) -> dict[str, int]:
     """A new user namespace with these maps ("inside outside count" lines), and with it the
     namespaces of flags (owned by it); returns O_RDONLY fds of the holder's /proc/<pid>/ns/<name>
-    files for names ("user", "pid_for_children", "mnt", ...)."""
+    files for names ("user", "mnt", "net", ...)."""
     ready_r, ready_w = os.pipe()
     hold_r, hold_w = os.pipe()
     pid = os.fork()
