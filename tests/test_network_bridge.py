@@ -104,3 +104,13 @@ def test_a_killed_supervisor_leaves_what_check_repair_removes(cli, demo, netns, 
     assert [d for d in devices() if d.startswith("okv")] == []
     assert subprocess.run(["pgrep", "-f", "overlaykit.*18081"], capture_output=True).stdout == b""
     cli("check", check=True)
+
+
+def test_the_default_bridge_avoids_a_subnet_the_host_routes(cli, demo, netns, layout):
+    """As dockerd picks docker0's subnet: 172.30.0.0/16 is routed here (a VPN, say), so the
+    default network takes the first free pool instead."""
+    subprocess.run(["ip", "link", "add", "vpn0", "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", "172.30.5.1/24", "dev", "vpn0"], check=True)
+    subprocess.run(["ip", "link", "set", "vpn0", "up"], check=True)
+    out = cli("run", "--rm", demo, "ip", "-o", "-4", "addr", "show", "eth0", check=True).stdout
+    assert "inet 172.18.0.2/16" in out

@@ -154,13 +154,15 @@ def configure(ipr: IPRoute, name: str, address: str, prefixlen: int, gateway: st
             ipr.route("replace", dst="0.0.0.0/0", gateway=gateway)
 
 
-def routed_networks(ipr: IPRoute) -> list[ipaddress.IPv4Network]:
+def routed_networks(ipr: IPRoute, except_device: str | None = None) -> list[ipaddress.IPv4Network]:
     """The IPv4 networks this namespace routes (its addresses' subnets and its routes), what a
-    new bridge subnet must not overlap, as dockerd checks."""
+    new bridge subnet must not overlap, as dockerd checks; except_device's routes left out."""
+    skip = index(ipr, except_device) if except_device else None
     found = []
     for route in ipr.get_routes(family=2):
         dst = route.get("RTA_DST")
-        if dst and route["dst_len"] > 0 and route.get("table") == 254:
+        if dst and route["dst_len"] > 0 and route.get("table") == 254 \
+                and (skip is None or route.get("RTA_OIF") != skip):
             found.append(ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False))
     return found
 

@@ -168,15 +168,14 @@ def _lease_all(layout: Layout, container: Container, command: str) -> Attachment
 
 
 def default_network(layout: Layout, command: str) -> dict:
-    """The "bridge" network's record, made on first use (the caller holds the lock)."""
-    network = networks.new_record(networks.DEFAULT_NETWORK, networks.DEFAULT_SUBNET,
-                                  str(ipaddress.IPv4Network(networks.DEFAULT_SUBNET).network_address + 1),
-                                  internal=False)
-    clash = networks.overlapping(layout, network["Subnet"])
-    if clash is not None:
-        raise OverlaykitError(f"{command}: the default network's subnet {network['Subnet']} overlaps "
-                              f"network {clash['Name']}; create it first with "
-                              f"`network create --subnet CIDR bridge`")
+    """The "bridge" network's record, made on first use (the caller holds the lock): on
+    172.30.0.0/16, or as dockerd does when that is taken (by a network of the store or a host
+    route, okit0's own aside), on the first free subnet of the default pools."""
+    from overlaykit.runtime.networks import POOLS, pick_subnet
+    subnet, gateway = networks.parse_subnet(
+        pick_subnet(layout, command, [networks.DEFAULT_SUBNET] + POOLS, networks.DEFAULT_BRIDGE),
+        None, command)
+    network = networks.new_record(networks.DEFAULT_NETWORK, subnet, gateway, internal=False)
     networks.save(layout, network)
     return network
 

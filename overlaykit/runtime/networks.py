@@ -17,19 +17,22 @@ from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
 # Where a subnet comes from when none is given: Docker's local pools, less its 172.17 default.
-_POOLS = [f"172.{n}.0.0/16" for n in range(18, 32)] + \
+POOLS = [f"172.{n}.0.0/16" for n in range(18, 32)] + \
          [f"192.168.{n}.0/20" for n in range(0, 256, 16)]
 
 
-def _host_routes() -> list[ipaddress.IPv4Network]:
+def _host_routes(except_device: str | None = None) -> list[ipaddress.IPv4Network]:
     from overlaykit.linux import netlink
     with netlink.host() as ipr:
-        return netlink.routed_networks(ipr)
+        return netlink.routed_networks(ipr, except_device)
 
 
-def _pick_subnet(layout: Layout, command: str) -> str:
-    routed = _host_routes()
-    for pool in _POOLS:
+def pick_subnet(layout: Layout, command: str, pools: list[str] = POOLS,
+                except_device: str | None = None) -> str:
+    """The first of pools that overlaps neither a network of the store nor a host route (but
+    except_device's)."""
+    routed = _host_routes(except_device)
+    for pool in pools:
         candidate = ipaddress.IPv4Network(pool)
         if networks.overlapping(layout, pool) is None and \
                 not any(candidate.overlaps(r) for r in routed):
@@ -48,7 +51,7 @@ def create(layout: Layout, name: str, subnet: str | None, gateway: str | None,
         if networks.load(layout, name) is not None:
             raise OverlaykitError(f"{command}: network with name {name} already exists")
         if subnet is None:
-            subnet, gateway = networks.parse_subnet(_pick_subnet(layout, command), None, command)
+            subnet, gateway = networks.parse_subnet(pick_subnet(layout, command), None, command)
         else:
             subnet, gateway = networks.parse_subnet(subnet, gateway, command)
             clash = networks.overlapping(layout, subnet)
