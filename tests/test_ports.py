@@ -42,6 +42,17 @@ def test_publish_without_a_host_port_gets_one_from_the_kernel(cli, demo, netns):
     assert fetch(f"http://127.0.0.1:{binding['HostPort']}/").startswith("hello from ")
 
 
+def test_port_lists_the_published_ports_as_docker_port(cli, demo, netns):
+    cli("run", "-d", "--name", "web", "-p", "127.0.0.1:18087:8080", "-p", "18088:53/udp",
+        "--network", "bridge", demo, "sleep", "300", check=True)
+    assert cli("port", "web", check=True).stdout == ("53/udp -> 0.0.0.0:18088\n"
+                                                     "8080/tcp -> 127.0.0.1:18087\n")
+    assert cli("port", "web", "8080", check=True).stdout == "127.0.0.1:18087\n"
+    proc = cli("port", "web", "81")
+    assert (proc.returncode, proc.stderr) == (
+        1, "overlaykit: port: no public port '81/tcp' published for web\n")
+
+
 def test_publish_all_publishes_what_was_exposed(cli, demo, netns):
     cli("run", "-d", "--name", "web", "-P", "-p", "8080", "--network", "bridge", demo,
         "sh", "-c", HTTPD, check=True)

@@ -25,6 +25,7 @@ COMMANDS = {
     "version": "overlaykit.cli.system:version",
     "volume": "overlaykit.cli.volumes:volume",
     "network": "overlaykit.cli.networks:network",
+    "port": "overlaykit.cli.networks:port",
     "mount": "overlaykit.cli.workbench:mount",
     "umount": "overlaykit.cli.workbench:umount",
     "layers": "overlaykit.cli.workbench:layers",

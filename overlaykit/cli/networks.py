@@ -79,3 +79,27 @@ def disconnect(layout, name: str, container: str) -> None:
     from overlaykit.runtime.networks import disconnect as disconnect_container
     from overlaykit.store.containers import find
     disconnect_container(layout, name, find(layout, container))
+
+
+@click.command()
+@click.argument("container")
+@click.argument("private_port", required=False, metavar="[PRIVATE_PORT[/PROTO]]")
+@click.pass_obj
+def port(layout, container: str, private_port: str | None) -> None:
+    """List a running container's published ports (or where one of them is), as docker port."""
+    from overlaykit.errors import OverlaykitError
+    from overlaykit.runtime.lifecycle import live_state
+    from overlaykit.runtime.network_record import inspect_settings
+    from overlaykit.store.containers import find
+    found = find(layout, container)
+    ports = inspect_settings(found.config, live_state(found))["Ports"]
+    if private_port is not None:
+        wanted = private_port if "/" in private_port else f"{private_port}/tcp"
+        if not ports.get(wanted):
+            raise OverlaykitError(f"port: no public port '{wanted}' published for {container}")
+        for binding in ports[wanted]:
+            click.echo(f"{binding['HostIp']}:{binding['HostPort']}")
+        return
+    for key in sorted(ports, key=lambda k: (int(k.partition("/")[0]), k)):
+        for binding in ports[key]:
+            click.echo(f"{key} -> {binding['HostIp']}:{binding['HostPort']}")
