@@ -95,13 +95,15 @@ def layer_info(layout: Layout, chain_id: str) -> dict:
 
 
 def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
-              expected_diff_id: str | None, what: str) -> str:
+              expected_diff_id: str | None, what: str, stream_verifies_diff_id: bool = False) -> str:
     """Unpack an uncompressed tar stream as a layer on parent_chain_id; returns its chain ID.
 
     The stream is hashed as it is unpacked (that hash is the diff ID) and read to its end,
     and its tar-split recorded on the way. With expected_diff_id given and already stored,
     nothing is read: the caller may skip the blob. A mismatch raises OverlaykitError and
-    leaves nothing behind.
+    leaves nothing behind. stream_verifies_diff_id: the stream itself raises before its end
+    unless its bytes hash to expected_diff_id (an uncompressed blob read through a
+    VerifyingReader of the same digest), so it is not hashed a second time.
     """
     from overlaykit.image.tarsplit import Recorder
     from overlaykit.image.unpack import unpack
@@ -116,13 +118,13 @@ def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
     with _scratch_file(layout, "tar-split-") as (record, record_path):
         layer = overlay2.prepare(layout, parent_cache)
         try:
-            hashed = HashingReader(stream)
-            recorder = Recorder(hashed, record)
+            hashed = None if stream_verifies_diff_id and expected_diff_id else HashingReader(stream)
+            recorder = Recorder(hashed or stream, record)
             stats = unpack(recorder, layer.diff, what=what)
             crashpoint.reached("layer-unpacked")
             recorder.drain()
             recorded = recorder.finish(stats.entries) is None
-            diff_id = hashed.digest
+            diff_id = hashed.digest if hashed else expected_diff_id
             if expected_diff_id is not None and diff_id != expected_diff_id:
                 raise OverlaykitError(f"{what}: diff_id {short(diff_id)} does not match "
                                       f"{short(expected_diff_id)} in the image config")

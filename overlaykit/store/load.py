@@ -197,7 +197,10 @@ class _SeekableArchive:
             raise OverlaykitError(f"{what}: blob {blob.path} is missing")
         with self.source.open(blob.path) as raw:
             verified = VerifyingReader(raw, blob.digest, blob.size, what, counter)
-            layers.add_layer(layout, parent, decompressed(verified, what), diff_id, what)
+            layer = decompressed(verified, what)
+            # an uncompressed blob's digest is its diff ID: the one sha256 pass checks both
+            plain = blob.digest == diff_id and isinstance(layer, PeekReader)
+            layers.add_layer(layout, parent, layer, diff_id, what, stream_verifies_diff_id=plain)
 
 
 @dataclass(frozen=True)
