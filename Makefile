@@ -47,7 +47,11 @@ test-interop: deps
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
 	$(BIN)/python -m pytest -q -m interop -o addopts=''
 
+# Debian's docker.io (a dockerd of the benchmark's own, on a private socket) and debootstrap
+# (the ~200 MB minbase image, built once into build/bench/); see docs/benchmarks.md.
 bench: deps $(IMAGE)
+	@missing=""; for p in docker.io debootstrap; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
 	$(BIN)/python bench/run.py
 
 # A throwaway Debian 12 guest (kernel 6.1) from scripts/vm/: the image is built once and cached
