@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh store per test, torn down (processes killed, mounts undone) even on failure."""
 
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +32,17 @@ def pytest_configure(config: pytest.Config) -> None:
     unshare(CLONE_NEWNET)
     set_up("lo")
 ARCHIVES = ["demo-docker.tar", "demo-docker25.tar", "demo-oci.tar", "demo-oci-zstd.tar"]
+
+
+def _kill_supervisors(layout: Layout) -> None:
+    """Kill every overlaykit process of this store still running (a -d container's supervisor,
+    which would restart a --restart container once its process is killed)."""
+    import psutil
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["pid"] != os.getpid() and "overlaykit" in cmdline and layout.root in cmdline:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 def _kill_containers(layout: Layout) -> None:
@@ -83,6 +95,7 @@ def layout(tmp_path: Path):
     """A fresh, empty store root for one test."""
     lay = Layout(str(tmp_path / "store"))
     yield lay
+    _kill_supervisors(lay)
     _kill_containers(lay)
     _remove_cgroups(lay)
     _unmount_all(str(tmp_path))

@@ -246,7 +246,7 @@ def test_image_links_where_proc_sys_dev_and_etc_files_go_change_nothing(cli, hos
     image = hostile(tb.symlink("proc", str(canary)), tb.symlink("sys", _up(canary)),
                     tb.symlink("dev", str(canary)), tb.symlink("etc/hosts", str(canary / "secret")),
                     tb.fifo("etc/hostname"), tb.directory("etc/resolv.conf"))
-    out = cli("run", "--rm", "--hostname", "box", image, "sh", "-c",
+    out = cli("run", "--rm", "--network", "none", "--hostname", "box", image, "sh", "-c",
               "cat /proc/1/comm /etc/hostname; ls /sys/class/net; head -c1 /dev/zero | wc -c",
               check=True, timeout=30)
     assert out.stdout == "sh\nbox\nlo\n1\n"  # the init layer's directories and files hide the links
@@ -255,7 +255,7 @@ def test_image_links_where_proc_sys_dev_and_etc_files_go_change_nothing(cli, hos
 
 def test_links_in_the_containers_own_upper_dir_land_inside_the_root_at_restart(cli, demo, canary,
                                                                                tmp_path):
-    cli("create", "--name", "c", "--hostname", "box", demo, "sh", "-c",
+    cli("create", "--name", "c", "--network", "none", "--hostname", "box", demo, "sh", "-c",
         "cat /proc/1/comm /etc/hostname; ls /sys/class/net", check=True)
     upper = _upper(cli, "c")
     os.symlink(str(canary), os.path.join(upper, "proc"))   # shadows the init layer's directory

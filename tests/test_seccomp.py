@@ -139,7 +139,7 @@ def test_profile_is_kept_in_the_record_for_start_and_exec(cli, demo, tmp_path):
     wait_running(cli, "c")
     proc = cli("exec", "c", "mkdir", "/b")
     assert proc.stderr == "mkdir: can't create directory '/b': Disk quota exceeded\n"
-    assert cli("logs", "c").stdout == "mkdir: can't create directory '/a': Disk quota exceeded\n"
+    assert cli("logs", "c").stderr == "mkdir: can't create directory '/a': Disk quota exceeded\n"
     cli("rm", "-f", "c", check=True)
 
 

@@ -19,7 +19,7 @@ import select
 import signal
 import socket
 import stat
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Callable, Iterator, NoReturn
 
@@ -126,12 +126,18 @@ def _await_exec(pid: int, parent_end: socket.socket,
             os.waitpid(pid, 0)
             if master is not None:
                 os.close(master)
-            if data[:1] == b"X":  # the trampoline's execve of the command failed
-                error = data[1]
-                raise StartError(f"{exec_failure}: {os.strerror(error).lower()}",
-                                 127 if error == errno.ENOENT else 126)
-            code, _, message = data[1:].decode(errors="replace").partition(" ")
-            raise StartError(message, int(code))
+            raise _failure(data, exec_failure)
+
+
+def _failure(report: bytes, exec_failure: str) -> StartError:
+    """The child's report of why it stopped: "X" and an errno for the trampoline's execve of
+    the command, "E<code> <message>" for anything before it."""
+    if report[:1] == b"X":
+        error = report[1]
+        return StartError(f"{exec_failure}: {os.strerror(error).lower()}",
+                          127 if error == errno.ENOENT else 126)
+    code, _, message = report[1:].decode(errors="replace").partition(" ")
+    return StartError(message, int(code))
 
 
 def _make_network(pid: int, parent_end: socket.socket,
@@ -144,6 +150,13 @@ def _make_network(pid: int, parent_end: socket.socket,
     except BaseException:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+        # The child goes on with its mounts meanwhile: if one failed, it reported that and
+        # exited, and its namespace went with it; its report is the error to give, not ours.
+        parent_end.setblocking(False)
+        with suppress(OSError):
+            report = parent_end.recv(65536)
+            if report[:1] in (b"E", b"X"):
+                raise _failure(report, "") from None
         raise
     try:
         parent_end.send(b"C")
