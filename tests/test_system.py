@@ -203,6 +203,5 @@ def test_prune_filters_by_label_and_age(cli, demo, layout):
     assert "untagged: demo:1" in cli("image", "prune", "-a", "-f", "--filter", "until=24h", check=True).stdout
     assert images.list_images(layout) == []
     proc = cli("container", "prune", "-f", "--filter", "until=tomorrow")
-    assert (proc.returncode, proc.stderr) == (1, "overlaykit: container prune: --filter until=tomorrow: not a "
-                                                 "duration (24h, 90m) or a time (2024-05-01, 2024-05-01T10:00:00Z, "
-                                                 "unix seconds)\n")
+    assert (proc.returncode, proc.stderr) == (1, "overlaykit: container prune: --filter invalid value for "
+                                                 'until: failed to parse value as time or duration: "tomorrow"\n')

@@ -8,12 +8,10 @@ removed image's layers that left the store. This is not `system repair` (store/p
 which removes what a crash left behind and never anything a user made.
 """
 
-import calendar
-import re
-import time
 from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.runtime.logtime import parse_bound
 from overlaykit.store import containers, images, layers, usage, volumes
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
@@ -40,8 +38,6 @@ class PruneFilter:
         return _labels_match(labels, self.labels)
 
 
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
 def prune_filter(specs: tuple[str, ...], command: str, now: float | None = None) -> PruneFilter:
@@ -54,28 +50,14 @@ def prune_filter(specs: tuple[str, ...], command: str, now: float | None = None)
         elif key == "label!" and sep:
             labels.append("!" + value)
         elif key == "until" and sep:
-            when = _point_in_time(value, time.time() if now is None else now)
-            if when is None:
-                raise OverlaykitError(f"{command}: --filter until={value}: not a duration (24h, 90m) "
-                                      "or a time (2024-05-01, 2024-05-01T10:00:00Z, unix seconds)")
+            try:  # Docker reads it as logs --until does (timetypes.GetTimestamp)
+                when = parse_bound(value, "until", None if now is None else int(now * 10**9)) / 10**9
+            except ValueError as e:
+                raise OverlaykitError(f"{command}: --filter {e}") from None
             until = when if until is None else min(until, when)
         else:
             raise OverlaykitError(f"{command}: invalid filter {spec!r} (prune takes label=, label!= and until=)")
     return PruneFilter(tuple(labels), until)
-
-
-def _point_in_time(value: str, now: float) -> float | None:
-    """Docker's until: a Go duration before now, unix seconds, or an RFC 3339 time or date (UTC)."""
-    if _DURATION.fullmatch(value):
-        return now - sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value))
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        return float(value)
-    if re.fullmatch(r"\d{4}-\d\d-\d\d", value):
-        try:
-            return float(calendar.timegm(time.strptime(value, "%Y-%m-%d")))
-        except ValueError:
-            return None
-    return containers.parse_timestamp(value if re.search(r"(Z|[+-]\d\d:\d\d)$", value) else value + "Z")
 
 
 def prune_containers(layout: Layout, only: PruneFilter = PruneFilter()) -> Pruned:
