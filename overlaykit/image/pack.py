@@ -66,7 +66,7 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
                     continue
             if stat.S_ISREG(st.st_mode):
                 info.type, info.size = tarfile.REGTYPE, st.st_size
-                fd = _open_walked(*at, st)
+                fd = open_walked(*at, st)
                 if fd is None:  # deleted or replaced meanwhile in a running container
                     continue
                 with open(fd, "rb") as f:
@@ -90,7 +90,7 @@ def _pack(root: str, out: BinaryIO, hidden: Collection[str], layer: bool) -> Non
                 tar.addfile(info)
 
 
-def _open_walked(dir_fd: int, name: str, st: os.stat_result) -> int | None:
+def open_walked(dir_fd: int, name: str, st: os.stat_result) -> int | None:
     """An fd of the regular file the walk saw as name in its directory dir_fd, or None if it
     is no longer there.
 
@@ -99,10 +99,15 @@ def _open_walked(dir_fd: int, name: str, st: os.stat_result) -> int | None:
     with no symlink followed (a directory on the way swapped for a symlink meanwhile does
     not matter), name is resolved beneath it with no symlink followed, non-blocking, and
     checked to be the same inode, so neither a host file nor a hang can get into the tar.
+    An empty name means dir_fd is an O_PATH fd of the file itself (cp's SRC), reopened
+    for reading through /proc/self/fd.
     """
     try:
-        fd = openat2(dir_fd, name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY,
-                     resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+        if not name:
+            fd = os.open(f"/proc/self/fd/{dir_fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        else:
+            fd = openat2(dir_fd, name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY,
+                         resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
     except OSError as e:
         if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO):
             return None

@@ -21,7 +21,6 @@ directory never replaces a file. Without -a the copies belong to root (the conta
 the caller of cp on the host); with -a they keep SRC's owners. -L follows SRC if it is a link.
 """
 
-import errno
 import fcntl
 import os
 import posixpath
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.image.pack import open_walked
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
                                       RESOLVE_NO_SYMLINKS, openat2)
 from overlaykit.runtime.userns import as_containers_root, of_record
@@ -245,7 +245,7 @@ def _add(tar, tarfile, name: str, st: os.stat_result, path: str, at: tuple[int, 
             tar.addfile(info)
             return
     if stat.S_ISREG(st.st_mode):
-        fd = _open_file(at, st)
+        fd = open_walked(at[0], at[1], st)
         if fd is None:  # gone or swapped meanwhile
             return
         info.size = st.st_size
@@ -265,23 +265,6 @@ def _add(tar, tarfile, name: str, st: os.stat_result, path: str, at: tuple[int, 
         info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
         info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
         tar.addfile(info)
-
-
-def _open_file(at: tuple[int, str], st: os.stat_result) -> int | None:
-    try:
-        if not at[1]:  # SRC itself, already resolved to this O_PATH fd's inode
-            fd = os.open(f"/proc/self/fd/{at[0]}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        else:
-            fd = openat2(at[0], at[1], os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY, resolve=_BENEATH)
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO):
-            return None
-        raise
-    now = os.fstat(fd)
-    if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-        os.close(fd)
-        return None
-    return fd
 
 
 def _xattrs(path: str) -> dict[str, str]:
