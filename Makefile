@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(COMPLETION): $(VENV)/.installed
 	@mkdir -p $(dir $@)
-	_OVERLAYKIT_COMPLETE=bash_source $(BIN)/overlaykit > $@.tmp && mv $@.tmp $@
+	_OVERLAYKIT_COMPLETE=bash_source $(BIN)/python -m overlaykit > $@.tmp && mv $@.tmp $@
 
 $(IMAGE): $(VENV)/.installed scripts/build-test-image.py overlaykit/image/writer.py
 	@mkdir -p build
