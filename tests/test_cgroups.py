@@ -321,7 +321,11 @@ def test_on_cgroup2_the_cgroup_is_made_joined_and_removed(demo, layout, v2_lefto
 def test_on_cgroup2_a_limit_is_applied_or_its_absent_controller_is_one_line(demo, layout):
     """On this hybrid host v1 holds pids, so cgroup2 has no pids.max: one line. On a v2 host
     (the vm-smoke guest) the controller is there and the limit holds."""
-    proc = _on_cgroup2("$OK run --rm --pids-limit 20 demo:1 cat /sys/fs/cgroup/pids.max", layout.root)
+    proc = _on_cgroup2("""
+        id=$($OK run -d --pids-limit 20 demo:1 sleep 30)
+        cat /sys/fs/cgroup/overlaykit/$id/pids.max
+        $OK rm -f $id >/dev/null
+    """, layout.root)
     if _unified():
         assert (proc.returncode, proc.stdout) == (0, "20\n"), proc.stderr
     else:
