@@ -12,6 +12,7 @@ from overlaykit.errors import OverlaykitError
 from overlaykit.runtime import init, shm, ulimits
 from overlaykit.runtime.cgroups import Cgroup, Resources, cgroup_of, resources_of
 from overlaykit.runtime.devices import resolve as resolve_device
+from overlaykit.runtime.kvfile import read_lines
 from overlaykit.runtime.labels import labels
 from overlaykit.runtime.mounts import resolve
 from overlaykit.runtime.mounttable import Mount, plan
@@ -126,28 +127,12 @@ def _option_env(entry: str, where: str) -> str | None:
 
 
 def read_env_file(path: str, command: str) -> list[str]:
-    """--env-file: KEY=VAL lines; blank lines and # comments skipped; bare KEY from the caller.
-
-    Read as bytes, as the Docker CLI does: lines end at \n (a \r before it goes), a UTF-8
-    BOM opening the file is dropped, and a line that is not UTF-8 refuses the whole file.
-    """
-    try:
-        with open(path, "rb") as f:
-            raw_lines = f.read().split(b"\n")
-    except OSError as e:
-        raise OverlaykitError(f"{command}: --env-file {path}: {e.strerror}") from None
+    """--env-file: KEY=VAL lines (runtime/kvfile.py reads them); a bare KEY from the caller."""
     found = []
-    for number, raw in enumerate(raw_lines, 1):
-        try:
-            line = raw.removesuffix(b"\r").decode()
-        except UnicodeDecodeError:
-            raise OverlaykitError(f"{command}: --env-file {path}: line {number} "
-                                  f"is not valid UTF-8") from None
-        line = (line.removeprefix("\ufeff") if number == 1 else line).lstrip()
-        if line and not line.startswith("#"):
-            entry = _option_env(line, f"{command}: --env-file {path}: line {number}")
-            if entry is not None:
-                found.append(entry)
+    for number, line in read_lines(path, "--env-file", command):
+        entry = _option_env(line, f"{command}: --env-file {path}: line {number}")
+        if entry is not None:
+            found.append(entry)
     return found
 
 
