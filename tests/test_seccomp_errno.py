@@ -11,7 +11,7 @@ import json
 import os
 import platform
 
-from overlaykit.linux.seccomp import build, load
+from overlaykit.linux.seccomp import compile_program, load
 from overlaykit.runtime.seccomp import DEFAULT_PROFILE, default_profile, filter_for
 from overlaykit.runtime.security import capabilities
 from tests.test_seccomp import probe
@@ -31,7 +31,7 @@ def _errnos_under(spec) -> dict[str, int]:
             os.close(read_end)
             libc = ctypes.CDLL(None, use_errno=True)
             libc.syscall.restype = ctypes.c_long
-            load(build(spec))
+            load(compile_program(spec))
             found = {}
             for name, args in (("clone3", (0, 0)), ("unshare", (CLONE_NEWUSER,))):
                 ret = libc.syscall(ctypes.c_long(numbers[name]), *(ctypes.c_long(a) for a in args))

@@ -269,4 +269,4 @@ def exec_(layout: Layout, name: str, command: tuple[str, ...], **opts) -> int:
     """Run a command in a running container."""
     from overlaykit.runtime.exec import ExecOptions, exec_in
     from overlaykit.store.containers import find
-    return exec_in(find(layout, name), ExecOptions(argv=tuple(command), **opts))
+    return exec_in(layout, find(layout, name), ExecOptions(argv=tuple(command), **opts))

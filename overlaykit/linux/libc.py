@@ -8,13 +8,13 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 
 # Numbers for the syscalls that glibc 2.36 does not wrap. The new mount API and openat2
-# share the generic numbers on both architectures; pivot_root, keyctl and bpf do not.
+# share the generic numbers on both architectures; pivot_root, keyctl, seccomp and bpf do not.
 _NUMBERS = {
-    "x86_64": {"pivot_root": 155, "keyctl": 250, "bpf": 321, "open_tree": 428, "move_mount": 429,
-               "fsopen": 430, "fsconfig": 431, "fsmount": 432, "openat2": 437,
+    "x86_64": {"pivot_root": 155, "keyctl": 250, "seccomp": 317, "bpf": 321, "open_tree": 428,
+               "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "openat2": 437,
                "mount_setattr": 442},
-    "aarch64": {"pivot_root": 41, "keyctl": 219, "bpf": 280, "open_tree": 428, "move_mount": 429,
-                "fsopen": 430, "fsconfig": 431, "fsmount": 432, "openat2": 437,
+    "aarch64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277, "bpf": 280, "open_tree": 428,
+                "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "openat2": 437,
                 "mount_setattr": 442},
 }
 _TABLE = _NUMBERS.get(platform.machine(), {})

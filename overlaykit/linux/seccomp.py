@@ -1,22 +1,29 @@
-"""A seccomp filter built by libseccomp and loaded into this process.
+"""A seccomp filter compiled by libseccomp into a classic BPF program, and loaded by seccomp(2).
 
+The filter is given as plain data (Filter) in the words of Docker's profiles; compile_program()
+hands it to libseccomp the way runc does and takes back the program libseccomp would load (its
+export_bpf), so a caller can keep it: load() is then one syscall, with no libseccomp at all.
 libseccomp is reached through pyseccomp (ctypes over Debian's libseccomp2, with the API of
-libseccomp's own Python binding), imported only by build(), which the container's start must
-do before pivot_root and nobody else needs. pyseccomp looks its libraries up with
-ctypes.util.find_library, which runs `ldconfig -p` once per library: two processes in every
-container start (5-20 ms here), so build() names them by their ABI sonames instead.
-The filter is given as plain data (Filter) in the words of Docker's profiles; build() hands
-it to libseccomp the way runc does.
+libseccomp's own Python binding), imported only by compile_program(). pyseccomp looks its
+libraries up with ctypes.util.find_library, which runs `ldconfig -p` once per library, so they
+are named by their ABI sonames instead.
 """
 
+import ctypes
+import os
 from dataclasses import dataclass
+
+from overlaykit.linux.libc import syscall
 
 EPERM = 1
 _UNKNOWN_SYSCALL = -1  # __NR_SCMP_ERROR: a name this libseccomp does not know
 _OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
               "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
-_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": "CTL_TSYNC", "SECCOMP_FILTER_FLAG_LOG": "CTL_LOG",
-          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "CTL_SSB"}
+# seccomp(2)'s flags (linux/seccomp.h), which libseccomp's CTL_TSYNC, CTL_LOG and CTL_SSB set
+FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
+         "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+SECCOMP_SET_MODE_FILTER = 1
+INSTRUCTION_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,14 @@ class Filter:
     architectures: tuple[str, ...]    # SCMP_ARCH_*, besides the native one
     rules: tuple[Rule, ...]
     flags: tuple[str, ...] = ()       # SECCOMP_FILTER_FLAG_*
+
+
+@dataclass(frozen=True)
+class Program:
+    """A compiled filter: its BPF instructions as the kernel takes them, and seccomp(2)'s flags."""
+
+    code: bytes
+    flags: int
 
 
 def _action(seccomp, name: str, errno: int | None) -> int:
@@ -80,14 +95,11 @@ def _pyseccomp():
     return pyseccomp
 
 
-def build(spec: Filter):
-    """The libseccomp filter for spec, not loaded yet."""
+def compile_program(spec: Filter) -> Program:
+    """The program libseccomp makes of spec (for this libseccomp and this machine)."""
     seccomp = _pyseccomp()
     default = _action(seccomp, spec.default_action, spec.default_errno)
     result = seccomp.SyscallFilter(default)
-    result.set_attr(seccomp.Attr.CTL_NNP, 0)  # no_new_privs is --security-opt's choice, not the filter's
-    for flag in spec.flags:
-        result.set_attr(getattr(seccomp.Attr, _FLAGS[flag]), 1)
     for arch in spec.architectures:
         value = getattr(seccomp.Arch, arch.removeprefix("SCMP_ARCH_"))
         if not result.exist_arch(value):
@@ -105,12 +117,40 @@ def build(spec: Filter):
                     result.add_rule(action, number, *args)
                 except OSError as e:
                     raise OSError(e.errno, e.strerror, f"seccomp rule for {name}") from None
-    return result
-
-
-def load(built) -> None:
-    """Load a filter from build() into this process; it survives execve and cannot be removed."""
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
     try:
-        built.load()
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, "load the seccomp filter") from None
+        with open(fd, "w+b", closefd=False) as out:
+            result.export_bpf(out)
+            out.seek(0)
+            code = out.read()
+    finally:
+        os.close(fd)
+    return Program(code, flags_of(spec))
+
+
+def flags_of(spec: Filter) -> int:
+    """seccomp(2)'s flags for spec's SECCOMP_FILTER_FLAG_* names."""
+    return sum(FLAGS[flag] for flag in spec.flags)
+
+
+def library_version() -> str:
+    """libseccomp's version: a program compiled by one libseccomp is kept for that one only."""
+    lib = ctypes.CDLL(_SONAMES["seccomp"])
+    lib.seccomp_version.restype = ctypes.POINTER(ctypes.c_uint * 3)
+    return ".".join(str(n) for n in lib.seccomp_version().contents)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load(program: Program) -> None:
+    """Load program into this process; it survives execve and cannot be removed. Without
+    no_new_privs the kernel asks for CAP_SYS_ADMIN, which the caller must still have."""
+    count, rest = divmod(len(program.code), INSTRUCTION_SIZE)
+    if rest or not 0 < count <= 0xFFFF:
+        raise OSError(22, f"a seccomp program of {len(program.code)} bytes", "load the seccomp filter")
+    code = ctypes.create_string_buffer(program.code, len(program.code))
+    fprog = _SockFprog(count, ctypes.addressof(code))
+    syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(program.flags),
+            ctypes.byref(fprog), what="load the seccomp filter")

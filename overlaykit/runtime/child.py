@@ -18,7 +18,7 @@ from overlaykit.runtime.mounts import make_dirs
 from overlaykit.runtime.mounttable import apply_mounts, make_root_readonly, prepare_root
 from overlaykit.runtime.network import bring_up_loopback
 from overlaykit.runtime.process import await_network, exec_as, report_namespaces
-from overlaykit.runtime.security import prepare
+from overlaykit.runtime.security import Confinement
 from overlaykit.runtime.spec import ContainerSpec, process_env
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
 from overlaykit.runtime.ulimits import apply as apply_ulimits
@@ -42,10 +42,11 @@ def make_workdir(root_fd: int, workdir: str) -> None:
     os.close(make_dirs(root_fd, workdir))
 
 
-def container_main(spec: ContainerSpec, user: User, channel: socket.socket,
-                   command: str, namespaces: dict[str, int] | None = None) -> NoReturn:
-    """namespaces: with --userns-remap, the ones made with its user namespace, to join."""
-    confinement = prepare(spec.security)  # the seccomp filter built while libseccomp is in reach
+def container_main(spec: ContainerSpec, user: User, confinement: Confinement,
+                   channel: socket.socket, command: str,
+                   namespaces: dict[str, int] | None = None) -> NoReturn:
+    """confinement: the container's privileges, made ready before the fork; namespaces: with
+    --userns-remap, the ones made with its user namespace, to join."""
     enter_cgroup(spec.cgroup)  # first: limited before it mounts, forks or execs anything
     if namespaces is None:
         enter_namespaces(spec.network)

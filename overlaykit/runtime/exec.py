@@ -24,6 +24,7 @@ from overlaykit.runtime.tty import attach_stdio, attach_terminal
 from overlaykit.runtime.user import User, resolve_user
 from overlaykit.runtime.userns import become_root, of_record as idmap_of
 from overlaykit.store.containers import Container, is_running
+from overlaykit.store.layout import Layout
 
 JOINED_IN_CHILD = ("ipc", "uts", "net", "mnt")  # mnt last: the others are found through /proc
 
@@ -38,7 +39,7 @@ class ExecOptions:
     stdin_open: bool = False
 
 
-def exec_in(container: Container, options: ExecOptions, command: str = "exec") -> int:
+def exec_in(layout: Layout, container: Container, options: ExecOptions, command: str = "exec") -> int:
     """Run options.argv in the running container; returns its exit code."""
     state, config = container.state, container.config["Config"]
     if not is_running(state):
@@ -58,9 +59,8 @@ def exec_in(container: Container, options: ExecOptions, command: str = "exec") -
         env = process_env(merge_env(config["Env"], list(options.env)), config["Hostname"],
                           options.tty, user.home)
         workdir = options.workdir or config["WorkingDir"]
-        # the container's own privileges; the filter is built here, before the PID namespace
-        # is joined, so the ldconfig that finding libseccomp runs is never in the container's
-        confinement = prepare(security_of(container.config["HostConfig"]))
+        # the container's own privileges, its seccomp program ready before the fork
+        confinement = prepare(layout, security_of(container.config["HostConfig"]))
         setns(namespaces["pid"], NAMESPACE_FLAGS["pid"], "pid")
         cgroup = cgroup_of(container.id)
         child = spawn(lambda channel: _exec_main(cgroup, namespaces, root_fd, workdir, options,

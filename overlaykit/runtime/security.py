@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.capabilities import DOCKER_DEFAULT, NAMES, NUMBERS, known
+from overlaykit.linux.seccomp import Program
 from overlaykit.runtime.seccomp import Profile, default_profile, filter_for, parse_text
+from overlaykit.store.layout import Layout
 
 ALL = "ALL"
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")    # Go's strconv.ParseBool
@@ -32,10 +34,10 @@ class Security:
 
 @dataclass(frozen=True)
 class Confinement:
-    """Security made ready in the child while the host's files are in reach: the filter built."""
+    """Security made ready before the fork, for the child to apply: the filter compiled."""
 
     capabilities: frozenset[int]
-    seccomp: object | None          # a libseccomp filter from linux.seccomp.build, not loaded yet
+    seccomp: Program | None         # the seccomp program, not loaded yet
     no_new_privileges: bool
 
 
@@ -153,12 +155,12 @@ def security_of(host: dict) -> Security:
     return Security(capabilities(host), profile, no_new_privileges)
 
 
-def prepare(security: Security) -> Confinement:
-    """Build the seccomp filter; done in the child before it leaves the host's files (pivot_root,
-    chroot), since libseccomp is found and loaded from there."""
-    built = None
+def prepare(layout: Layout, security: Security) -> Confinement:
+    """Compile the seccomp filter (or take it from the store's cache of them) on the host's
+    side, so the child only loads it, and libseccomp never runs in a container's namespaces."""
+    program = None
     if security.seccomp is not None:
-        from overlaykit.linux.seccomp import build
-        built = build(filter_for(security.seccomp, set(security.capabilities)))
-    return Confinement(frozenset(NUMBERS[c] for c in security.capabilities), built,
+        from overlaykit.runtime.seccomp_programs import program_for
+        program = program_for(layout, filter_for(security.seccomp, set(security.capabilities)))
+    return Confinement(frozenset(NUMBERS[c] for c in security.capabilities), program,
                        security.no_new_privileges)

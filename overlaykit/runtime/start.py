@@ -32,6 +32,7 @@ from overlaykit.runtime.rootfs import mounted_rootfs
 from overlaykit.runtime.restart import (Backoff, await_restart, is_restarting, mark_restarting,
                                         own_pid_namespace_for_children, record_gave_up,
                                         restart_fields, wants_restart_after)
+from overlaykit.runtime.security import Confinement, prepare
 from overlaykit.runtime.spec import ContainerSpec, spec_from_record
 from overlaykit.runtime.streams import Local, Stdio, container_stdio, pump, redirect_stdio
 from overlaykit.runtime.tty import relay
@@ -119,7 +120,9 @@ def _start_supervised(layout: Layout, container: Container, stdin: bool, command
                 attached(layout, container, command) as network, \
                 container_stdio(spec.tty, spec.stdin_open and outlets.local is None) as stdio:
             user = resolve_user(rootfs.fd, spec.user, command)
-            child = start_child(spec, user, command, network and network.on_namespaces, stdio)
+            confinement = prepare(layout, spec.security)
+            child = start_child(spec, user, confinement, command,
+                                network and network.on_namespaces, stdio)
             stdio.close_child_ends()
             record_running(layout, container.id, child.pid, rootfs.how, restarted)
             if on_started is not None:
@@ -153,7 +156,7 @@ def _warn(command: str, message: str) -> None:
     sys.stderr.flush()
 
 
-def start_child(spec: ContainerSpec, user: User, command: str,
+def start_child(spec: ContainerSpec, user: User, confinement: Confinement, command: str,
                 on_namespaces: Callable[[int], None] | None = None,
                 stdio: Stdio | None = None) -> Child:
     """Fork the container's PID 1 and wait until it has exec'd the command; on_namespaces(pid)
@@ -169,7 +172,7 @@ def start_child(spec: ContainerSpec, user: User, command: str,
 
     def body(channel):
         redirect_stdio(fds)
-        container_main(spec, user, channel, command, namespaces)
+        container_main(spec, user, confinement, channel, command, namespaces)
     try:
         return spawn(body, command, spec.id, die_with_parent=True, on_namespaces=on_namespaces)
     finally:

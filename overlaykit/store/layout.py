@@ -137,6 +137,10 @@ class Layout:
         return os.path.join(self.root, "network", ".lock")
 
     # housekeeping
+    def seccomp_program(self, key: str) -> str:
+        """A compiled seccomp filter, named by what it was compiled from (runtime/seccomp_programs.py)."""
+        return os.path.join(self.root, "seccomp", key + ".bpf")
+
     @property
     def staging(self) -> str:
         """Half-made things live here until renamed into place; prune empties it."""
