@@ -6,19 +6,37 @@
    (`l/ABC...`), as Docker does; and when even those pass a page (about 140 layers), from
    inside /proc/self/fd with each layer's open descriptor by number (`12:13:...`), which
    fits the kernel's 500 layers.
+
+Past the kernel's 500 lower layers (OVL_MAX_STACK), the bottom 500 are nested: mounted first
+as a read-only overlay of their own on a fresh directory in a scratch directory the caller
+gives, which the top overlay then stacks as its last lower, under the layers above them.
+overlayfs takes a private clone of every lower mount when it is mounted (clone_private_mount),
+so the nested mount is detached and its directory removed at once: nothing of it stays in
+mountinfo or on disk, and the top overlay keeps it alive until it is unmounted itself.
+
+One nested overlay, at the bottom, is all that is sound: a nested overlay hides its own
+whiteouts and opaque directories, so they still hide what is under them inside it, but
+nothing under it. Below it there is nothing; two side by side would let a file deleted in
+the upper group come back from the lower one. The kernel stacks filesystems two deep
+(FILESYSTEM_MAX_STACK_DEPTH), so a nested overlay cannot hold another either. Hence at most
+499 + 500 = 999 lower layers.
 """
 
 import errno
 import os
+import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
-from overlaykit.linux.mount import bind, mount
+from overlaykit.linux.mount import MNT_DETACH, bind, mount, umount
+from overlaykit.linux.mountinfo import mount_containing
 from overlaykit.linux.newmount import mount_fs
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 MAX_STACK = 500  # the kernel's OVL_MAX_STACK
+MAX_NESTED = 2 * MAX_STACK - 1  # up to 499 lowers over one nested overlay of the bottom 500
+NESTED = " (nested)"  # added to the mount path taken when the bottom layers were nested
 
 
 @dataclass(frozen=True)
@@ -53,13 +71,20 @@ def _kv(option: str) -> tuple[str, str | None]:
     return (key, value) if sep else (key, None)
 
 
-def mount_overlay(spec: OverlaySpec, target: str) -> str:
-    """Mount spec at target; returns the path taken: "mount", "lowerdir+" or "relative"."""
+def mount_overlay(spec: OverlaySpec, target: str, scratch: str | None = None) -> str:
+    """Mount spec at target; returns the path taken: "mount", "lowerdir+" or "relative"; past
+    500 lower layers the one the nested 500 took, with " (nested)" after it. scratch: a
+    directory where the nested overlay may have its mount point for a moment (needed only
+    past 500 lower layers)."""
     if not spec.lowers:
         raise ValueError("an overlay needs at least one lower layer")
-    if len(spec.lowers) > MAX_STACK:
-        raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers, the kernel stacks at most {MAX_STACK}", target)
     target = os.path.abspath(target)
+    if len(spec.lowers) > MAX_STACK:
+        return _mount_nested(spec, target, scratch)
+    return _mount_flat(spec, target)
+
+
+def _mount_flat(spec: OverlaySpec, target: str) -> str:
     data = _option_string(spec, absolute=True)
     if len(data) < PAGE_SIZE:
         mount("overlay", target, "overlay", 0, data)
@@ -79,6 +104,41 @@ def mount_overlay(spec: OverlaySpec, target: str) -> str:
         else:
             _mount_by_descriptor(spec, target)
         return "relative"
+
+
+def _mount_nested(spec: OverlaySpec, target: str, scratch: str | None) -> str:
+    """The bottom layers as an overlay of their own, mounted for as long as it takes to mount
+    the top overlay on it (see the module's docstring)."""
+    if len(spec.lowers) > MAX_NESTED:
+        raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers: the kernel stacks at most "
+                      f"{MAX_STACK}, and {MAX_NESTED} with the bottom {MAX_STACK} nested in an "
+                      f"overlay of their own (a second nested overlay would lose its whiteouts)", target)
+    if scratch is None:
+        raise ValueError(f"more than {MAX_STACK} lower layers need a scratch directory")
+    split = len(spec.lowers) - MAX_STACK
+    point = tempfile.mkdtemp(prefix="nested-", dir=scratch)
+    try:
+        how = _mount_flat(OverlaySpec(base=spec.base, lowers=spec.lowers[split:], options=spec.options), point)
+        try:
+            _mount_flat(replace(spec, lowers=(*spec.lowers[:split], point)), target)
+        except OSError as e:
+            if e.errno == errno.EINVAL and _on_overlayfs(os.path.join(spec.base, spec.lowers[0])):
+                raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers need an overlay nested "
+                              f"in another, and the layers are on overlayfs already: the kernel "
+                              f"stacks filesystems at most two deep", target) from None
+            raise
+        finally:
+            umount(point, MNT_DETACH)
+    finally:
+        os.rmdir(point)
+    return how + NESTED
+
+
+def _on_overlayfs(path: str) -> bool:
+    try:
+        return mount_containing(os.path.realpath(path)).fstype == "overlay"
+    except (OSError, ValueError):
+        return False
 
 
 def _mount_by_descriptor(spec: OverlaySpec, target: str) -> None:
@@ -126,14 +186,15 @@ def _inside(directory: str) -> Iterator[None]:
         os.close(cwd)
 
 
-def mount_view(spec: OverlaySpec | ReadonlyBind, target: str) -> str:
-    """Mount a read-only view at target; returns mount_overlay's path, or "bind"."""
+def mount_view(spec: OverlaySpec | ReadonlyBind, target: str, scratch: str | None = None) -> str:
+    """Mount a read-only view at target; returns mount_overlay's path, or "bind".
+    scratch: as mount_overlay's."""
     if isinstance(spec, ReadonlyBind):
         bind(spec.source, os.path.abspath(target), recursive=False, readonly=True)
         return "bind"
     if spec.upper is not None:
         raise ValueError("a view has no upper layer")
-    return mount_overlay(spec, target)
+    return mount_overlay(spec, target, scratch)
 
 
 def supports_lowerdir_plus() -> bool:

@@ -4,6 +4,8 @@ Host side: `container_layers` makes Docker's pair of layers on the image's top l
 "-init" layer (mount points and placeholder files) and the writable layer above it;
 `mounted_rootfs` mounts the overlay at merged/ in the host's mount namespace, so merged/
 and diff/ can be watched while the container runs, and unmounts it however the block ends.
+Past the kernel's 500 lower layers the bottom ones are nested in an overlay of their own,
+mounted for a moment in this process's staging directory (linux/overlay.py).
 What is mounted inside it, in the container's own mount namespace, is runtime/mounttable.py's.
 """
 
@@ -16,6 +18,7 @@ from overlaykit.linux.mount import unmount_tree
 from overlaykit.linux.overlay import mount_overlay
 from overlaykit.store import overlay2
 from overlaykit.store.layout import Layout
+from overlaykit.store.staging import own_dir
 
 # Docker's init layer (daemon/initlayer): mount points and the files bind-mounted over.
 INIT_DIRS = ("dev/pts", "dev/shm", "proc", "sys", "etc")
@@ -73,7 +76,7 @@ def mounted_rootfs(layout: Layout, writable: str, idmap=None) -> Iterator[Rootfs
     merged = overlay2.merged_dir(layout, writable)
     unmount_tree(merged)  # a crash may have left the last run's overlay there
     if idmap is None:
-        how = mount_overlay(overlay2.mounts(layout, writable), merged)
+        how = mount_overlay(overlay2.mounts(layout, writable), merged, scratch=own_dir(layout))
     else:
         from overlaykit.runtime.userns import mount_overlay as mount_idmapped_overlay
         how = mount_idmapped_overlay(layout, overlay2.mounts(layout, writable), merged, idmap)

@@ -280,7 +280,7 @@ def mount_overlay(layout: Layout, spec: OverlaySpec, target: str, idmap: IdMap) 
                              work=os.path.join("u", os.path.basename(spec.work)),
                              options=spec.options)
         with userns.files_owned_by(idmap.uid, idmap.gid):
-            return mount_plain(mapped, target)
+            return mount_plain(mapped, target, scratch=attach)
     except OSError as e:
         raise OverlaykitError(f"--userns-remap: the kernel refused the container's overlay on "
                               f"idmapped layers ({e.filename}: {e.strerror}); it needs Linux "

@@ -1,10 +1,13 @@
 """The experiment workbench's mounts: an overlay of any directories, or a tmpfs, at any path.
 
 The overlay goes through linux/overlay.mount_overlay, the code path containers use, so an
-experiment sees the same mount path choice ("mount", "lowerdir+" or "relative") they do.
+experiment sees the same mount path choice ("mount", "lowerdir+" or "relative") they do,
+and past 500 lowers the same nesting of the bottom ones, mounted for a moment in the system's
+temporary directory (the workbench has no store).
 """
 
 import os
+import tempfile
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux import mount as _mount
@@ -46,7 +49,7 @@ def mount_layers(target: str, lowers: list[str], upper: str | None = None,
     spec = overlay_spec(lowers, upper, work, split_options(options))
     if not os.path.isdir(target):
         raise OverlaykitError(f"mount: {target}: not a directory")
-    return mount_overlay(spec, target)
+    return mount_overlay(spec, target, scratch=tempfile.gettempdir())
 
 
 def mount_tmpfs(target: str, options: tuple[str, ...] = ()) -> None:

@@ -75,7 +75,8 @@ def diff(layout: Layout, ref: str) -> list[Change]:
 def readonly_view(layout: Layout, fs: ContainerFs) -> Iterator[tuple[str, str]]:
     """The container's files as one read-only tree, mounted in the staging area: its upper dir
     on its image (the init layer left out), named as overlay2.view names it. Yields the tree's
-    path and the mount path taken ("bind", "mount", "lowerdir+" or "relative").
+    path and the mount path taken ("bind", "mount", "lowerdir+" or "relative"; " (nested)"
+    after it past 500 layers, the bottom ones nested for a moment in the staging area).
 
     A running container's upper dir can sit under this second overlay; what it writes
     meanwhile may or may not show.
@@ -86,7 +87,7 @@ def readonly_view(layout: Layout, fs: ContainerFs) -> Iterator[tuple[str, str]]:
     from overlaykit.store.staging import own_dir
     target = tempfile.mkdtemp(prefix="export-", dir=own_dir(layout))
     try:
-        how = mount_view(fs.view, target)
+        how = mount_view(fs.view, target, scratch=own_dir(layout))
         try:
             yield target, how
         finally:
