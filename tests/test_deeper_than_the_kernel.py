@@ -51,23 +51,26 @@ def stack_layer(n: int) -> bytes:
     return tarbuilder.build(*entries)
 
 
-@pytest.fixture(scope="module")
-def deep_archive(tmp_path_factory) -> str:
-    """deep:500, written by the project's own image writer: demo:1's three layers (busybox,
-    its applets, /etc and /opt/app), then 497 small ones."""
+def write_deep(path: str, depth: int, tag: str) -> str:
+    """A depth-layer image, written by the project's own image writer: demo:1's three layers
+    (busybox, its applets, /etc and /opt/app), then small ones."""
     files = archives.read_tar(os.path.join(os.path.dirname(__file__), "fixtures", "demo-docker.tar"))
     manifest = json.loads(files["manifest.json"])[0]
     config = json.loads(files[manifest["Config"]])
     layers = [files[name] for name in manifest["Layers"]]
-    layers += [stack_layer(n) for n in range(len(layers) + 1, LAYERS + 1)]
+    layers += [stack_layer(n) for n in range(len(layers) + 1, depth + 1)]
     config["rootfs"]["diff_ids"] = [sha256_bytes(layer) for layer in layers]
-    config["history"] = [{"created_by": f"layer {n}"} for n in range(1, LAYERS + 1)]
+    config["history"] = [{"created_by": f"layer {n}"} for n in range(1, depth + 1)]
     blobs = [LayerBlob(sha256_bytes(layer), len(layer), lambda layer=layer: io.BytesIO(layer))
              for layer in layers]
-    path = str(tmp_path_factory.mktemp("deeper") / "deep.tar")
     with open(path, "wb") as out:
-        write_archive(out, [ImageToWrite(json.dumps(config).encode(), blobs, ["deep:500"])])
+        write_archive(out, [ImageToWrite(json.dumps(config).encode(), blobs, [tag])])
     return path
+
+
+@pytest.fixture(scope="module")
+def deep_archive(tmp_path_factory) -> str:
+    return write_deep(str(tmp_path_factory.mktemp("deeper") / "deep.tar"), LAYERS, "deep:500")
 
 
 @pytest.fixture
@@ -132,6 +135,49 @@ def test_a_500_layer_image_runs_with_userns_remap(cli, layout, deep):
               timeout=120)
     assert (run.returncode, run.stdout, run.stderr) == (0, "500\n0:0\n0:0\n0\n", "")
     assert left_behind(layout) == ([], [])
+
+
+def test_a_container_past_999_lowers_is_refused_in_one_line(cli, layout, tmp_path):
+    """A 999-layer image's container stacks 1000 lowers: run says so in one line and exits
+    125, with or without --userns-remap, and leaves nothing mounted or staged."""
+    archive = write_deep(str(tmp_path / "deep999.tar"), MAX_NESTED, "deep:999")
+    assert cli("load", archive, check=True, timeout=300).stdout == "Loaded image: deep:999\n"
+    for remap in ((), ("--userns-remap", REMAP)):
+        run = cli("run", "--rm", "--network", "none", *remap, "deep:999", "true", timeout=120)
+        assert run.returncode == 125 and run.stdout == ""
+        (line,) = run.stderr.splitlines()
+        assert line.startswith("overlaykit: ") and line.endswith(
+            "/merged: 1000 lower layers: the kernel stacks at most 500, and 999 with the bottom "
+            "500 nested in an overlay of their own (a second nested overlay would lose its whiteouts)"), line
+        assert left_behind(layout) == ([], [])
+    assert cli("ps", "-aq", check=True).stdout == ""
+
+
+def test_a_nested_mount_left_by_a_killed_process_is_unmounted_before_tmp_is_emptied(cli, layout, demo):
+    """A process killed between mounting the nested overlay and detaching it leaves it mounted
+    in its staging directory: the next command that takes the store lock unmounts it first and
+    never reaches through it into the layers it stacks."""
+    killed = subprocess.run([sys.executable, "-c", f"""
+import os, signal, tempfile
+from overlaykit.linux.overlay import OverlaySpec, mount_overlay
+from overlaykit.store import overlay2
+from overlaykit.store.layout import Layout
+from overlaykit.store.staging import own_dir
+layout = Layout({layout.root!r})
+lowers = tuple(name + "/diff" for name in overlay2.cache_ids(layout))
+point = tempfile.mkdtemp(prefix="nested-", dir=own_dir(layout))
+mount_overlay(OverlaySpec(base=layout.overlay2, lowers=lowers), point)
+print(os.path.basename(own_dir(layout)), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""], capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    owner = killed.stdout.strip()
+    (left,) = mounts_under(layout.staging)
+    assert left.mount_point.startswith(os.path.join(layout.staging, owner, "nested-"))
+    assert cli("prune", check=True).stdout == f"Deleted staging: {owner}\n"
+    assert left_behind(layout) == ([], [])
+    run = cli("run", "--rm", "--network", "none", demo, "sh", "-c", "cat /etc/passwd | head -1")
+    assert (run.returncode, run.stdout) == (0, "root:x:0:0:root:/root:/bin/sh\n")
 
 
 def make_layers(base: str, count: int) -> tuple[str, ...]:

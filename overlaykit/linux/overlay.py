@@ -106,13 +106,18 @@ def _mount_flat(spec: OverlaySpec, target: str) -> str:
         return "relative"
 
 
-def _mount_nested(spec: OverlaySpec, target: str, scratch: str | None) -> str:
-    """The bottom layers as an overlay of their own, mounted for as long as it takes to mount
-    the top overlay on it (see the module's docstring)."""
+def check_depth(spec: OverlaySpec, target: str) -> None:
+    """Refuse, in one line, a stack deeper than even nesting mounts."""
     if len(spec.lowers) > MAX_NESTED:
         raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers: the kernel stacks at most "
                       f"{MAX_STACK}, and {MAX_NESTED} with the bottom {MAX_STACK} nested in an "
                       f"overlay of their own (a second nested overlay would lose its whiteouts)", target)
+
+
+def _mount_nested(spec: OverlaySpec, target: str, scratch: str | None) -> str:
+    """The bottom layers as an overlay of their own, mounted for as long as it takes to mount
+    the top overlay on it (see the module's docstring)."""
+    check_depth(spec, target)
     if scratch is None:
         raise ValueError(f"more than {MAX_STACK} lower layers need a scratch directory")
     split = len(spec.lowers) - MAX_STACK

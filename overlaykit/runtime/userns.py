@@ -39,7 +39,7 @@ from overlaykit.linux.idmap import mount_idmapped
 from overlaykit.linux.mount import unmount_tree
 from overlaykit.linux.namespaces import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
                                          NAMESPACE_FLAGS, setns)
-from overlaykit.linux.overlay import OverlaySpec, mount_overlay as mount_plain
+from overlaykit.linux.overlay import OverlaySpec, check_depth, mount_overlay as mount_plain
 from overlaykit.runtime.mounttable import Mount
 from overlaykit.store.layout import Layout
 
@@ -256,6 +256,9 @@ def mount_overlay(layout: Layout, spec: OverlaySpec, target: str, idmap: IdMap) 
     mounted from there as the mapped root (overlayfs makes its work/ and whiteouts with the
     mounter's ids, which must be mapped), and the attachments go: the overlay keeps its own.
 
+    Past 500 layers the nested overlay of the bottom 500 (linux/overlay.py) is made of the
+    idmapped attachments too, in the same directory.
+
     Where the kernel refuses (before 5.19, or a store on a filesystem without idmapped
     mounts) this is one error line, not Docker's fallback of a chowned private copy of
     every layer per mapping, which would undo the sharing of layers this design is for.
@@ -265,6 +268,7 @@ def mount_overlay(layout: Layout, spec: OverlaySpec, target: str, idmap: IdMap) 
     layer = os.path.dirname(spec.upper)
     if os.path.dirname(spec.work) != layer:
         raise ValueError("the upper and work directories must be in one layer directory")
+    check_depth(spec, target)
     user = user_namespace(idmap)
     attach = ""
     try:
