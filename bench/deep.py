@@ -1,5 +1,7 @@
-"""Deep stacks: a 500-layer image (the kernel's limit) to load, run, diff and commit, and the
-time to mount 1, 100 and 500 layers on each mount path overlaykit has.
+"""Deep stacks: a 500-layer image to load, run, diff and commit (its container stacks 501
+lowers, past the kernel's 500: the bottom 500 nested in an overlay of their own), the deepest
+image that runs (998 layers, 999 lowers), and the time to mount 1, 100 and 500 layers on each
+mount path overlaykit has, and 999 nested.
 
 The image: layer 1 is busybox (sh, true) from Debian's busybox-static, each layer above adds
 one small file, /layers/N. The mount timings call linux/ directly, in this process, on
@@ -21,6 +23,7 @@ from overlaykit.linux.mount import mount, umount
 from overlaykit.linux.newmount import mount_fs
 
 BUSYBOX = "/bin/busybox"
+DEEPEST = overlay.MAX_NESTED - 1  # image layers that run: + the init layer, the most lowers overlaykit stacks
 
 
 def write_deep_image(work: str, depth: int, tag: str) -> tuple[str, list[str]]:
@@ -63,13 +66,16 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
     tar.addfile(info)
 
 
-def mount_times(work: str, depths: tuple[int, ...], repeat: int) -> dict[str, dict[int, float]]:
+def mount_times(work: str, depths: tuple[int, ...], repeat: int,
+                nested: int = overlay.MAX_NESTED) -> dict[str, dict[int, float]]:
     """Median seconds to mount depth lower layers under an upper (a container's mount), per
     path, plus a tmpfs mount as the floor.
 
     Paths: "mount(2)" with absolute names (only while they fit in a page), "lowerdir+" (new
     mount API, one fsconfig per layer), "legacy" (mount(2) from inside the base with relative
-    l/ names as Docker does, and past a page, by open descriptor from /proc/self/fd).
+    l/ names as Docker does, and past a page, by open descriptor from /proc/self/fd), and
+    "nested": nested lowers as overlaykit mounts them past the kernel's 500 (mount_overlay:
+    the bottom 500 mounted on their own, the top overlay on them, the nested mount detached).
     """
     base = os.path.join(work, "mountbase")
     links = os.path.join(base, "l")
@@ -77,7 +83,7 @@ def mount_times(work: str, depths: tuple[int, ...], repeat: int) -> dict[str, di
     os.makedirs(os.path.join(base, "upper"))
     os.makedirs(os.path.join(base, "work"))
     names = []
-    for n in range(max(depths)):
+    for n in range(max(*depths, nested)):
         short = f"{n:026d}"  # as long as overlay2's 26-character short names
         os.makedirs(os.path.join(base, short))
         with open(os.path.join(base, short, f"f{n}"), "w") as f:
@@ -86,7 +92,8 @@ def mount_times(work: str, depths: tuple[int, ...], repeat: int) -> dict[str, di
         names.append(f"l/{short}")
     target = os.path.join(work, "target")
     os.mkdir(target)
-    results: dict[str, dict[int, float]] = {"tmpfs": {}, "mount(2)": {}, "lowerdir+": {}, "legacy": {}}
+    results: dict[str, dict[int, float]] = {"tmpfs": {}, "mount(2)": {}, "lowerdir+": {}, "legacy": {},
+                                            "nested": {}}
 
     def timed(action) -> float:
         times = []
@@ -114,6 +121,8 @@ def mount_times(work: str, depths: tuple[int, ...], repeat: int) -> dict[str, di
         else:
             results["legacy"][depth] = timed(lambda: _in(base, lambda: overlay._mount_by_descriptor(
                 spec, target)))
+    spec = overlay.OverlaySpec(base=base, lowers=tuple(reversed(names[:nested])), upper="upper", work="work")
+    results["nested"][nested] = timed(lambda: overlay.mount_overlay(spec, target, scratch=work))
     shutil.rmtree(base)
     return results
 
