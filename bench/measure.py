@@ -9,14 +9,16 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from install import install
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(HERE)
-PY = sys.executable
+VENV = install()
+PY = os.path.join(VENV, "bin", "python")
 REPEAT = int(os.environ.get("BENCH_REPEAT", "7"))
 
 
@@ -33,7 +35,8 @@ ENV = bench_env()
 
 
 def overlaykit(root: str, *args: str) -> list[str]:
-    return [PY, "-m", "overlaykit", "--root", root, *args]
+    """The installed console script, as a user runs it."""
+    return [os.path.join(VENV, "bin", "overlaykit"), "--root", root, *args]
 
 
 def nosync(root: str, *args: str) -> list[str]:

@@ -10,7 +10,9 @@ import shutil
 import subprocess
 import tempfile
 
-from measure import ENV, PY
+from measure import ENV, PY, VENV
+
+SCRIPT = os.path.join(VENV, "bin", "overlaykit")  # the installed console script
 
 TOP = int(os.environ.get("BENCH_PROFILE_TOP", "15"))
 
@@ -58,7 +60,7 @@ def _short(path: str) -> str:
 
 
 def run_notes(store: str, image: str) -> str:
-    run = ["-m", "overlaykit", "--root", store, "run", "--rm", "--network", "none", image, "/bin/true"]
+    run = [SCRIPT, "--root", store, "run", "--rm", "--network", "none", image, "/bin/true"]
     imports = import_times(run)
     total = sum(cumulative for cumulative, _, _ in imports)
     lines = [f"### `overlaykit run --rm {image} true`: top-level imports ({total / 1000:.0f} ms in all)", "",
@@ -71,6 +73,6 @@ def run_notes(store: str, image: str) -> str:
 
 def load_notes(store: str, archive: str) -> str:
     shutil.rmtree(store, ignore_errors=True)
-    text = profile(["-m", "overlaykit", "--root", store, "load", "-i", archive])
+    text = profile([SCRIPT, "--root", store, "load", "-i", archive])
     return "\n".join([f"### `overlaykit load -i {os.path.basename(archive)}`: cProfile (main process)", "",
                       text, ""])

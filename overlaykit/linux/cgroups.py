@@ -88,9 +88,10 @@ def make(path: str) -> None:
             write(path, name, read(parent, name).strip())
 
 
-def join(path: str) -> None:
-    """Move the calling process into the cgroup ("0" is the writer itself, in any PID namespace)."""
-    write(path, "cgroup.procs", "0")
+def join(path: str, pid: int = 0) -> None:
+    """Move a process into the cgroup: pid as the writer's PID namespace numbers it, or 0 for
+    the writer itself (in any PID namespace)."""
+    write(path, "cgroup.procs", str(pid))
 
 
 def enter_namespace() -> None:

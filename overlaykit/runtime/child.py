@@ -13,11 +13,11 @@ from typing import NoReturn
 from overlaykit.linux.namespaces import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
                                          sethostname, unshare)
 from overlaykit.linux.pivot import pivot_into
-from overlaykit.runtime.cgroups import enter as enter_cgroup
+from overlaykit.runtime.cgroups import enter_namespace as enter_cgroup_namespace
 from overlaykit.runtime.mounts import make_dirs
 from overlaykit.runtime.mounttable import apply_mounts, make_root_readonly, prepare_root
 from overlaykit.runtime.network import bring_up_loopback
-from overlaykit.runtime.process import await_network, exec_as, report_namespaces
+from overlaykit.runtime.process import await_network, await_placed, exec_as, report_namespaces
 from overlaykit.runtime.security import Confinement
 from overlaykit.runtime.spec import ContainerSpec, process_env
 from overlaykit.runtime.tty import attach_stdio, attach_terminal
@@ -47,7 +47,6 @@ def container_main(spec: ContainerSpec, user: User, confinement: Confinement,
                    namespaces: dict[str, int] | None = None) -> NoReturn:
     """confinement: the container's privileges, made ready before the fork; namespaces: with
     --userns-remap, the ones made with its user namespace, to join."""
-    enter_cgroup(spec.cgroup)  # first: limited before it mounts, forks or execs anything
     if namespaces is None:
         enter_namespaces(spec.network)
     else:
@@ -59,6 +58,8 @@ def container_main(spec: ContainerSpec, user: User, confinement: Confinement,
         apply_mounts(root, spec.mounts)
         make_workdir(root, spec.workdir)
     os.close(root)
+    await_placed(channel)  # in its cgroup (the parent moved it meanwhile): limited from here on
+    enter_cgroup_namespace(spec.cgroup)
     sethostname(spec.hostname)
     if spec.network != "host":
         bring_up_loopback()

@@ -61,8 +61,13 @@ def describe(e: BaseException) -> str:
 
 def spawn(body: Callable[[socket.socket], NoReturn], command: str, container_id: str,
           die_with_parent: bool = False,
-          on_namespaces: Callable[[int], None] | None = None) -> Child:
+          on_namespaces: Callable[[int], None] | None = None,
+          place: Callable[[int], None] | None = None) -> Child:
     """Fork; the child runs body(channel), which must exec. Raises StartError if it did not.
+
+    place(pid), if given, runs in this process as soon as the child exists (its cgroup),
+    while the child goes on; the child's body waits for it with await_placed. If it fails,
+    the child is killed and its error raised.
 
     The child is born undumpable (so the container never opens its /proc/<pid>/exe, the
     host's Python), joins the container's session keyring ("_ses.<id>", as runc names it)
@@ -99,6 +104,8 @@ def spawn(body: Callable[[socket.socket], NoReturn], command: str, container_id:
     child_end.close()
     os.close(trampoline)
     try:
+        if place is not None:
+            _place(pid, parent_end, place)
         return _await_exec(pid, parent_end, on_namespaces)
     except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -162,6 +169,26 @@ def _make_network(pid: int, parent_end: socket.socket,
         parent_end.send(b"C")
     except OSError:
         pass  # the child failed meanwhile: its "E" report is next on the channel
+
+
+def _place(pid: int, parent_end: socket.socket, place: Callable[[int], None]) -> None:
+    """Run place(pid) and tell the child ("P"); if it fails, the child is killed and reaped."""
+    try:
+        place(pid)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    try:
+        parent_end.send(b"P")
+    except OSError:
+        pass  # the child failed meanwhile: its "E" report is on the channel
+
+
+def await_placed(channel: socket.socket) -> None:
+    """In the child: wait until the parent has placed it (spawn's place)."""
+    if channel.recv(16) != b"P":
+        os._exit(1)  # the parent is gone, or killing this child
 
 
 def report_namespaces(channel: socket.socket) -> None:

@@ -21,7 +21,7 @@ from typing import Callable
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.namespaces import CLONE_NEWPID, unshare
 from overlaykit.linux.proc import start_ticks
-from overlaykit.runtime.cgroups import container_cgroup, oom_killed
+from overlaykit.runtime.cgroups import container_cgroup, oom_killed, place as place_in_cgroup
 from overlaykit.runtime.child import container_main
 from overlaykit.runtime.attach_server import AttachServer, serving_attach
 from overlaykit.runtime.logs import LogWriter, migrate_plain_log
@@ -174,7 +174,8 @@ def start_child(spec: ContainerSpec, user: User, confinement: Confinement, comma
         redirect_stdio(fds)
         container_main(spec, user, confinement, channel, command, namespaces)
     try:
-        return spawn(body, command, spec.id, die_with_parent=True, on_namespaces=on_namespaces)
+        return spawn(body, command, spec.id, die_with_parent=True, on_namespaces=on_namespaces,
+                     place=partial(place_in_cgroup, spec.cgroup))
     finally:
         close_all(namespaces)
 
