@@ -121,7 +121,7 @@ def _mount_nested(spec: OverlaySpec, target: str, scratch: str | None) -> str:
     if scratch is None:
         raise ValueError(f"more than {MAX_STACK} lower layers need a scratch directory")
     split = len(spec.lowers) - MAX_STACK
-    point = tempfile.mkdtemp(prefix="nested-", dir=scratch)
+    point = os.path.abspath(tempfile.mkdtemp(prefix="nested-", dir=scratch))  # the top mounts from inside base
     try:
         how = _mount_flat(OverlaySpec(base=spec.base, lowers=spec.lowers[split:], options=spec.options), point)
         try:
