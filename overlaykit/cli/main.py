@@ -1,8 +1,10 @@
 """The `overlaykit` command: global options, lazy subcommands, one place that turns errors into a line."""
 
+import atexit
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -118,7 +120,7 @@ def _asks_for_help(parent: click.Context, name: str, command: click.Command,
 _debug = [False]  # the group's --debug, as click parsed it (not a word of the container's command)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI; OverlaykitError and refused syscalls become one line and exit code 1,
     a wrong option or argument exit code 125, as in Docker's CLI."""
     args = sys.argv[1:] if argv is None else argv
@@ -126,22 +128,36 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="overlaykit", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("overlaykit: aborted", err=True)
-        sys.exit(130)
+        _exit(130)
     except click.UsageError as e:  # a wrong option or argument: one line, as every error
         where = e.ctx.command_path.partition(" ")[2] if e.ctx else ""
         click.echo(f"overlaykit: {where + ': ' if where else ''}{e.format_message()}", err=True)
-        sys.exit(125)
+        _exit(125)
     except click.ClickException as e:
         e.show()
-        sys.exit(e.exit_code)
+        _exit(e.exit_code)
     except (OverlaykitError, OSError) as e:
         if _debug[0]:
             raise
         click.echo(f"overlaykit: {_describe(e)}", err=True)
-        sys.exit(1)
+        _exit(1)
     except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+        _exit(130)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit as sys.exit would (atexit handlers run, the streams flushed) but without the
+    interpreter's teardown, which frees every module and object one by one: 15-20 ms of a
+    `run` that has nothing left to do. A reader that closed our stdout early (`| head`)
+    costs no message."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _describe(e: Exception) -> str:
