@@ -8,8 +8,6 @@ gateway, the host's address as containers on it reach it) appends `IP\tNAME` to 
 the options; what is not given stays as the host's resolv.conf has it.
 """
 
-import ipaddress
-
 from overlaykit.errors import OverlaykitError
 from overlaykit.store.files import write_text
 
@@ -37,6 +35,7 @@ def host_config(add_host: tuple[str, ...], dns: tuple[str, ...], dns_search: tup
 
 
 def _address(text: str, where: str) -> None:
+    import ipaddress  # only when an address was given: not on every run's path
     try:
         ipaddress.ip_address(text.strip("[]"))
     except ValueError:

@@ -13,7 +13,6 @@ outlives overlaykit, and restarts the container as its --restart policy says
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -278,6 +277,7 @@ def _supervise_detached(layout: Layout, container: Container, report_fd: int,
     except (OverlaykitError, OSError) as e:
         report(f"E{getattr(e, 'exit_code', 1)} {describe(e)}".encode())
     except BaseException:
+        import traceback
         _log_crash(layout, container.id, traceback.format_exc())
     finally:
         os._exit(0)
