@@ -160,12 +160,22 @@ def _in_layer(layer: _Layer, parent: tree.Node, name: str) -> tuple[os.stat_resu
     return None, hides
 
 
+def _room_for_fds(count: int) -> None:
+    """Past about 1000 layers an fd each passes the usual soft limit of 1024 open files: raise
+    it to the hard limit then, as every Go program (docker and dockerd among them) does at start."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count + 256:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 class LowerView:
     """The lower dirs (top first) as overlayfs merges them, looked up along a walk's Nodes
     with a tree.Cursor each; a context manager, for their fds."""
 
     def __init__(self, lowers: Sequence[str]):
         self.layers: list[_Layer] = []
+        _room_for_fds(len(lowers))
         for lower in lowers:
             fd = os.open(lower.rstrip("/") or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:

@@ -7,35 +7,38 @@
    inside /proc/self/fd with each layer's open descriptor by number (`12:13:...`), which
    fits the kernel's 500 layers.
 
-Past the kernel's 500 lower layers (OVL_MAX_STACK), the bottom 500 are nested: mounted first
-as a read-only overlay of their own on a fresh directory in a scratch directory the caller
-gives, which the top overlay then stacks as its last lower, under the layers above them.
-overlayfs takes a private clone of every lower mount when it is mounted (clone_private_mount),
-so the nested mount is detached and its directory removed at once: nothing of it stays in
-mountinfo or on disk, and the top overlay keeps it alive until it is unmounted itself.
+Past the kernel's 500 lower layers (OVL_MAX_STACK) the layers are nested, 500 at a time from
+the bottom: each group mounted first as a read-only overlay of its own on a fresh directory
+in a scratch directory the caller gives, and the top overlay stacks those mount points as
+lowers, under the layers left above them. overlayfs takes a private clone of every lower
+mount when it is mounted (clone_private_mount), so the nested mounts are detached and their
+directories removed at once: nothing of them stays in mountinfo or on disk, and the top
+overlay keeps them alive until it is unmounted itself.
 
-One nested overlay, at the bottom, is all that is sound: a nested overlay hides its own
-whiteouts and opaque directories, so they still hide what is under them inside it, but
-nothing under it. Below it there is nothing; two side by side would let a file deleted in
-the upper group come back from the lower one. The kernel stacks filesystems two deep
-(FILESYSTEM_MAX_STACK_DEPTH), so a nested overlay cannot hold another either. Hence at most
-499 + 500 = 999 lower layers.
+A nested overlay's whiteouts and opaque directories act inside it, but the overlay above
+does not see them. The bottom group has nothing under it, so up to 999 lowers (499 over one
+group of 500) that is all. With more groups each one but the bottom gets a mask right under
+it: its whiteouts and opaque directories written out (linux/overlay_mask.py) in a tmpfs,
+mounted and detached like the groups. The kernel stacks filesystems two deep
+(FILESYSTEM_MAX_STACK_DEPTH), so nesting goes one level only: the top overlay's 500 lowers
+hold at most 250 groups and their masks, 125,001 layers.
 """
 
 import errno
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-from overlaykit.linux.mount import MNT_DETACH, bind, mount, umount
+from overlaykit.linux.mount import MNT_DETACH, bind, mount, tmpfs, umount
 from overlaykit.linux.mountinfo import mount_containing
 from overlaykit.linux.newmount import mount_fs
+from overlaykit.linux.overlay_mask import opaque_xattr, write_mask
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 MAX_STACK = 500  # the kernel's OVL_MAX_STACK
-MAX_NESTED = 2 * MAX_STACK - 1  # up to 499 lowers over one nested overlay of the bottom 500
+MAX_NESTED = MAX_STACK // 2 * MAX_STACK + 1  # 1 lower, 250 groups of 500 and 249 masks: 500 in the top
 NESTED = " (nested)"  # added to the mount path taken when the bottom layers were nested
 
 
@@ -73,9 +76,9 @@ def _kv(option: str) -> tuple[str, str | None]:
 
 def mount_overlay(spec: OverlaySpec, target: str, scratch: str | None = None) -> str:
     """Mount spec at target; returns the path taken: "mount", "lowerdir+" or "relative"; past
-    500 lower layers the one the nested 500 took, with " (nested)" after it. scratch: a
-    directory where the nested overlay may have its mount point for a moment (needed only
-    past 500 lower layers)."""
+    500 lower layers the one the bottom 500 took, nested, with " (nested)" after it. scratch:
+    a directory where the nested overlays and masks may have their mount points for a moment
+    (needed only past 500 lower layers)."""
     if not spec.lowers:
         raise ValueError("an overlay needs at least one lower layer")
     target = os.path.abspath(target)
@@ -106,36 +109,60 @@ def _mount_flat(spec: OverlaySpec, target: str) -> str:
         return "relative"
 
 
+def _plan(count: int) -> tuple[int, int] | None:
+    """(lowers left direct, groups of 500 nested) for count lowers, None past what nests."""
+    groups, direct = divmod(count, MAX_STACK)
+    if direct + 2 * groups - 1 > MAX_STACK:  # the ones left over nest too, as a smaller group
+        groups, direct = groups + 1, 0
+    return (direct, groups) if 2 * groups - 1 <= MAX_STACK else None
+
+
 def check_depth(spec: OverlaySpec, target: str) -> None:
     """Refuse, in one line, a stack deeper than even nesting mounts."""
-    if len(spec.lowers) > MAX_NESTED:
+    if len(spec.lowers) > MAX_STACK and _plan(len(spec.lowers)) is None:
         raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers: the kernel stacks at most "
-                      f"{MAX_STACK}, and {MAX_NESTED} with the bottom {MAX_STACK} nested in an "
-                      f"overlay of their own (a second nested overlay would lose its whiteouts)", target)
+                      f"{MAX_STACK}, and {MAX_NESTED} nested {MAX_STACK} at a time", target)
 
 
 def _mount_nested(spec: OverlaySpec, target: str, scratch: str | None) -> str:
-    """The bottom layers as an overlay of their own, mounted for as long as it takes to mount
-    the top overlay on it (see the module's docstring)."""
+    """The layers as groups of 500 from the bottom, each an overlay of its own with a mask
+    under it (but the bottom one), mounted for as long as it takes to mount the top overlay
+    on them (see the module's docstring). Returns the bottom group's mount path + NESTED."""
     check_depth(spec, target)
     if scratch is None:
         raise ValueError(f"more than {MAX_STACK} lower layers need a scratch directory")
-    split = len(spec.lowers) - MAX_STACK
-    point = os.path.abspath(tempfile.mkdtemp(prefix="nested-", dir=scratch))  # the top mounts from inside base
-    try:
-        how = _mount_flat(OverlaySpec(base=spec.base, lowers=spec.lowers[split:], options=spec.options), point)
+    direct, groups = _plan(len(spec.lowers)) or (0, 0)
+    with ExitStack() as mounted:
+        def transient(prefix: str) -> str:
+            point = os.path.abspath(tempfile.mkdtemp(prefix=prefix, dir=scratch))  # the top mounts from inside base
+            mounted.callback(os.rmdir, point)
+            return point
+
+        masks = transient("masks-") if groups > 1 else ""
+        if masks:
+            tmpfs(masks, "mode=0755")
+            mounted.callback(umount, masks, MNT_DETACH)
+        lowers = list(spec.lowers[:direct])
+        for k in reversed(range(groups)):  # the top group first; group 0 is the bottom 500
+            group = spec.lowers[max(direct, len(spec.lowers) - MAX_STACK * (k + 1)):
+                                len(spec.lowers) - MAX_STACK * k]
+            point = transient("nested-")
+            how = _mount_flat(OverlaySpec(base=spec.base, lowers=group, options=spec.options), point)
+            mounted.callback(umount, point, MNT_DETACH)
+            lowers.append(point)
+            if k > 0:
+                lowers.append(os.path.join(masks, str(k)))
+                os.mkdir(lowers[-1])
+                write_mask([os.path.join(spec.base, name) for name in group], lowers[-1],
+                           opaque_xattr(spec.options))
         try:
-            _mount_flat(replace(spec, lowers=(*spec.lowers[:split], point)), target)
+            _mount_flat(replace(spec, lowers=tuple(lowers)), target)
         except OSError as e:
             if e.errno == errno.EINVAL and _on_overlayfs(os.path.join(spec.base, spec.lowers[0])):
-                raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers need an overlay nested "
+                raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers need overlays nested "
                               f"in another, and the layers are on overlayfs already: the kernel "
                               f"stacks filesystems at most two deep", target) from None
             raise
-        finally:
-            umount(point, MNT_DETACH)
-    finally:
-        os.rmdir(point)
     return how + NESTED
 
 
