@@ -1,7 +1,7 @@
 """Deep stacks: a 500-layer image to load, run, diff and commit (its container stacks 501
-lowers, past the kernel's 500: the bottom 500 nested in an overlay of their own), the deepest
-image that runs (998 layers, 999 lowers), and the time to mount 1, 100 and 500 layers on each
-mount path overlaykit has, and 999 nested.
+lowers, past the kernel's 500: the bottom 500 nested in an overlay of their own), a run of a
+1000-layer image (two nested groups, the upper one with its mask), and the time to mount 1,
+100 and 500 layers on each mount path overlaykit has, and 999 and 1500 nested.
 
 The image: layer 1 is busybox (sh, true) from Debian's busybox-static, each layer above adds
 one small file, /layers/N. The mount timings call linux/ directly, in this process, on
@@ -23,7 +23,6 @@ from overlaykit.linux.mount import mount, umount
 from overlaykit.linux.newmount import mount_fs
 
 BUSYBOX = "/bin/busybox"
-DEEPEST = overlay.MAX_NESTED - 1  # image layers that run: + the init layer, the most lowers overlaykit stacks
 
 
 def write_deep_image(work: str, depth: int, tag: str) -> tuple[str, list[str]]:
@@ -67,15 +66,16 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
 
 
 def mount_times(work: str, depths: tuple[int, ...], repeat: int,
-                nested: int = overlay.MAX_NESTED) -> dict[str, dict[int, float]]:
+                nested: tuple[int, ...] = (999, 1500)) -> dict[str, dict[int, float]]:
     """Median seconds to mount depth lower layers under an upper (a container's mount), per
     path, plus a tmpfs mount as the floor.
 
     Paths: "mount(2)" with absolute names (only while they fit in a page), "lowerdir+" (new
     mount API, one fsconfig per layer), "legacy" (mount(2) from inside the base with relative
     l/ names as Docker does, and past a page, by open descriptor from /proc/self/fd), and
-    "nested": nested lowers as overlaykit mounts them past the kernel's 500 (mount_overlay:
-    the bottom 500 mounted on their own, the top overlay on them, the nested mount detached).
+    "nested": as overlaykit mounts past the kernel's 500 (mount_overlay: groups of 500 mounted
+    on their own, a mask under each but the bottom one, the top overlay on them, the rest
+    detached).
     """
     base = os.path.join(work, "mountbase")
     links = os.path.join(base, "l")
@@ -83,7 +83,7 @@ def mount_times(work: str, depths: tuple[int, ...], repeat: int,
     os.makedirs(os.path.join(base, "upper"))
     os.makedirs(os.path.join(base, "work"))
     names = []
-    for n in range(max(*depths, nested)):
+    for n in range(max(*depths, *nested)):
         short = f"{n:026d}"  # as long as overlay2's 26-character short names
         os.makedirs(os.path.join(base, short))
         with open(os.path.join(base, short, f"f{n}"), "w") as f:
@@ -121,8 +121,9 @@ def mount_times(work: str, depths: tuple[int, ...], repeat: int,
         else:
             results["legacy"][depth] = timed(lambda: _in(base, lambda: overlay._mount_by_descriptor(
                 spec, target)))
-    spec = overlay.OverlaySpec(base=base, lowers=tuple(reversed(names[:nested])), upper="upper", work="work")
-    results["nested"][nested] = timed(lambda: overlay.mount_overlay(spec, target, scratch=work))
+    for depth in nested:
+        spec = overlay.OverlaySpec(base=base, lowers=tuple(reversed(names[:depth])), upper="upper", work="work")
+        results["nested"][depth] = timed(lambda: overlay.mount_overlay(spec, target, scratch=work))
     shutil.rmtree(base)
     return results
 
