@@ -82,9 +82,14 @@ def mount_overlay(spec: OverlaySpec, target: str, scratch: str | None = None) ->
     if not spec.lowers:
         raise ValueError("an overlay needs at least one lower layer")
     target = os.path.abspath(target)
-    if len(spec.lowers) > MAX_STACK:
+    if needs_scratch(spec):
         return _mount_nested(spec, target, scratch)
     return _mount_flat(spec, target)
+
+
+def needs_scratch(spec: OverlaySpec) -> bool:
+    """Whether mounting spec nests layers, and so needs mount_overlay's scratch directory."""
+    return len(spec.lowers) > MAX_STACK
 
 
 def _mount_flat(spec: OverlaySpec, target: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from overlaykit.linux.mount import unmount_tree
-from overlaykit.linux.overlay import mount_overlay
+from overlaykit.linux.overlay import mount_overlay, needs_scratch
 from overlaykit.store import overlay2
 from overlaykit.store.layout import Layout
 from overlaykit.store.staging import own_dir
@@ -65,7 +65,7 @@ def container_layers(layout: Layout, image_top: str | None) -> Iterator[Containe
 @dataclass(frozen=True)
 class Rootfs:
     path: str  # merged/ on the host
-    how: str   # the overlay mount path taken: "mount", "lowerdir+" or "relative"
+    how: str   # the overlay mount path taken: "mount", "lowerdir+" or "relative" (+ " (nested)")
     fd: int    # an O_PATH fd of the merged root, to resolve image paths in
 
 
@@ -76,7 +76,8 @@ def mounted_rootfs(layout: Layout, writable: str, idmap=None) -> Iterator[Rootfs
     merged = overlay2.merged_dir(layout, writable)
     unmount_tree(merged)  # a crash may have left the last run's overlay there
     if idmap is None:
-        how = mount_overlay(overlay2.mounts(layout, writable), merged, scratch=own_dir(layout))
+        spec = overlay2.mounts(layout, writable)
+        how = mount_overlay(spec, merged, scratch=own_dir(layout) if needs_scratch(spec) else None)
     else:
         from overlaykit.runtime.userns import mount_overlay as mount_idmapped_overlay
         how = mount_idmapped_overlay(layout, overlay2.mounts(layout, writable), merged, idmap)
