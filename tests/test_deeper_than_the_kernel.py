@@ -156,6 +156,13 @@ def test_a_1000_layer_image_runs_its_upper_groups_whiteouts_hiding_the_bottom_on
     assert (run.returncode, run.stdout, run.stderr) == (0, "1000\n501\n500\n4\nd\n", "")
     assert containers.find(layout, "c").state["OverlayMount"] == top_path() + NESTED
     assert left_behind(layout) == ([], [])
+    out = tmp_path / "c.tar"  # the view export mounts: the upper dir on the 1000 layers, nested alike
+    assert cli("export", "-o", str(out), "c", check=True, timeout=120).stderr == ""
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+    assert {"stack/1000", "stack/4", "o/d", "bin/busybox"} <= names
+    assert not {"stack/6", "stack/400", "stack/995", "o/a", "o/b"} & names
+    assert left_behind(layout) == ([], [])
     # an fd per layer passes the common soft limit of 1024 open files: commit raises it, as Go does
     commit = subprocess.run(["sh", "-c", 'ulimit -Sn 1024 && exec "$0" -m overlaykit --root "$1" commit c deep:1001',
                              sys.executable, layout.root], capture_output=True, text=True, timeout=120)
