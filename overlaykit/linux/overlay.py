@@ -114,29 +114,30 @@ def _mount_flat(spec: OverlaySpec, target: str) -> str:
         return "relative"
 
 
-def _plan(count: int) -> tuple[int, int] | None:
-    """(lowers left direct, groups of 500 nested) for count lowers, None past what nests."""
-    groups, direct = divmod(count, MAX_STACK)
+def _plan(spec: OverlaySpec, target: str) -> tuple[int, int]:
+    """(lowers left direct, groups of 500 nested) for spec; one line past what nests."""
+    groups, direct = divmod(len(spec.lowers), MAX_STACK)
     if direct + 2 * groups - 1 > MAX_STACK:  # the ones left over nest too, as a smaller group
         groups, direct = groups + 1, 0
-    return (direct, groups) if 2 * groups - 1 <= MAX_STACK else None
+    if 2 * groups - 1 > MAX_STACK:
+        raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers: the kernel stacks at most "
+                      f"{MAX_STACK}, and {MAX_NESTED} nested {MAX_STACK} at a time", target)
+    return direct, groups
 
 
 def check_depth(spec: OverlaySpec, target: str) -> None:
     """Refuse, in one line, a stack deeper than even nesting mounts."""
-    if len(spec.lowers) > MAX_STACK and _plan(len(spec.lowers)) is None:
-        raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers: the kernel stacks at most "
-                      f"{MAX_STACK}, and {MAX_NESTED} nested {MAX_STACK} at a time", target)
+    if needs_scratch(spec):
+        _plan(spec, target)
 
 
 def _mount_nested(spec: OverlaySpec, target: str, scratch: str | None) -> str:
     """The layers as groups of 500 from the bottom, each an overlay of its own with a mask
     under it (but the bottom one), mounted for as long as it takes to mount the top overlay
     on them (see the module's docstring). Returns the bottom group's mount path + NESTED."""
-    check_depth(spec, target)
+    direct, groups = _plan(spec, target)
     if scratch is None:
         raise ValueError(f"more than {MAX_STACK} lower layers need a scratch directory")
-    direct, groups = _plan(len(spec.lowers)) or (0, 0)
     with ExitStack() as mounted:
         def transient(prefix: str) -> str:
             point = os.path.abspath(tempfile.mkdtemp(prefix=prefix, dir=scratch))  # the top mounts from inside base
