@@ -33,7 +33,7 @@ def kernel() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def stack_layer(n: int) -> bytes:
+def stack_entries(n: int) -> list:
     """Layer n adds /stack/n; every tenth whites out /stack/(n-5); 50 and 150 play with /o."""
     entries = [tarbuilder.directory("stack"), tarbuilder.file(f"stack/{n}", f"{n}\n".encode())]
     if n % 10 == 0:
@@ -42,26 +42,34 @@ def stack_layer(n: int) -> bytes:
         entries += [tarbuilder.directory("o"), tarbuilder.file("o/a", b"a\n")]
     if n == 150:
         entries += [tarbuilder.directory("o"), tarbuilder.opaque("o"), tarbuilder.file("o/b", b"b\n")]
-    return tarbuilder.build(*entries)
+    return entries
 
 
-@pytest.fixture(scope="module")
-def deep_archive(tmp_path_factory) -> str:
-    """deep:1, written by the project's own image writer: demo:1's three layers (busybox), then
-    197 small ones on top."""
+def stack_layer(n: int) -> bytes:
+    return tarbuilder.build(*stack_entries(n))
+
+
+def write_deep(path: str, depth: int, tag: str, layer=stack_layer) -> str:
+    """A depth-layer image, written by the project's own image writer: demo:1's three layers
+    (busybox, its applets, /etc and /opt/app), then layer(n) for each one above."""
     files = archives.read_tar(os.path.join(os.path.dirname(__file__), "fixtures", "demo-docker.tar"))
     manifest = json.loads(files["manifest.json"])[0]
     config = json.loads(files[manifest["Config"]])
     layers = [files[name] for name in manifest["Layers"]]
-    layers += [stack_layer(n) for n in range(len(layers) + 1, LAYERS + 1)]
+    layers += [layer(n) for n in range(len(layers) + 1, depth + 1)]
     config["rootfs"]["diff_ids"] = [sha256_bytes(layer) for layer in layers]
-    config["history"] = [{"created_by": f"layer {n}"} for n in range(1, LAYERS + 1)]
+    config["history"] = [{"created_by": f"layer {n}"} for n in range(1, depth + 1)]
     blobs = [LayerBlob(sha256_bytes(layer), len(layer), lambda layer=layer: io.BytesIO(layer))
              for layer in layers]
-    path = str(tmp_path_factory.mktemp("deep") / "deep.tar")
     with open(path, "wb") as out:
-        write_archive(out, [ImageToWrite(json.dumps(config).encode(), blobs, ["deep:1"])])
+        write_archive(out, [ImageToWrite(json.dumps(config).encode(), blobs, [tag])])
     return path
+
+
+@pytest.fixture(scope="module")
+def deep_archive(tmp_path_factory) -> str:
+    """deep:1: demo:1's three layers, then 197 small ones on top."""
+    return write_deep(str(tmp_path_factory.mktemp("deep") / "deep.tar"), LAYERS, "deep:1")
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ neither mountinfo nor the store's tmp/ shows them. What still cannot be (past 12
 lowers, or layers on overlayfs already) gets one line.
 """
 
-import io
-import json
 import os
 import subprocess
 import sys
@@ -17,22 +15,15 @@ import tarfile
 
 import pytest
 
-import archives
 import tarbuilder
-from overlaykit.image.digest import sha256_bytes
-from overlaykit.image.writer import ImageToWrite, LayerBlob, write_archive
 from overlaykit.linux.mount import MNT_DETACH, umount
 from overlaykit.linux.mountinfo import mounts, mounts_under
 from overlaykit.linux.overlay import MAX_NESTED, NESTED, OverlaySpec, mount_overlay
 from overlaykit.store import containers
+from tests.test_deep_images import kernel, stack_entries, write_deep
 
 LAYERS = 500
 REMAP = "200000:300000:65536"
-
-
-def kernel() -> tuple[int, int]:
-    major, minor = os.uname().release.split(".")[:2]
-    return int(major), int(minor)
 
 
 def top_path() -> str:
@@ -41,42 +32,20 @@ def top_path() -> str:
 
 
 def stack_layer(n: int) -> bytes:
-    """Layer n adds /stack/n; every tenth whites out /stack/(n-5); 50, 150 and 700 play with
-    /o; 600 whites out /stack/400."""
-    entries = [tarbuilder.directory("stack"), tarbuilder.file(f"stack/{n}", f"{n}\n".encode())]
-    if n % 10 == 0:
-        entries.append(tarbuilder.whiteout(f"stack/{n - 5}"))
-    if n == 50:
-        entries += [tarbuilder.directory("o"), tarbuilder.file("o/a", b"a\n")]
-    if n == 150:
-        entries += [tarbuilder.directory("o"), tarbuilder.opaque("o"), tarbuilder.file("o/b", b"b\n")]
-    if n == 600:  # past 500: in the group above the bottom one, over files of the bottom one
+    """test_deep_images' layer n, and past 500: 600 whites out /stack/400 (in the group above
+    the bottom one, over files of the bottom one), 700 makes /o opaque again."""
+    entries = stack_entries(n)
+    if n == 600:
         entries.append(tarbuilder.whiteout("stack/400"))
     if n == 700:
         entries += [tarbuilder.directory("o"), tarbuilder.opaque("o"), tarbuilder.file("o/d", b"d\n")]
     return tarbuilder.build(*entries)
 
 
-def write_deep(path: str, depth: int, tag: str) -> str:
-    """A depth-layer image, written by the project's own image writer: demo:1's three layers
-    (busybox, its applets, /etc and /opt/app), then small ones."""
-    files = archives.read_tar(os.path.join(os.path.dirname(__file__), "fixtures", "demo-docker.tar"))
-    manifest = json.loads(files["manifest.json"])[0]
-    config = json.loads(files[manifest["Config"]])
-    layers = [files[name] for name in manifest["Layers"]]
-    layers += [stack_layer(n) for n in range(len(layers) + 1, depth + 1)]
-    config["rootfs"]["diff_ids"] = [sha256_bytes(layer) for layer in layers]
-    config["history"] = [{"created_by": f"layer {n}"} for n in range(1, depth + 1)]
-    blobs = [LayerBlob(sha256_bytes(layer), len(layer), lambda layer=layer: io.BytesIO(layer))
-             for layer in layers]
-    with open(path, "wb") as out:
-        write_archive(out, [ImageToWrite(json.dumps(config).encode(), blobs, [tag])])
-    return path
-
-
 @pytest.fixture(scope="module")
 def deep_archive(tmp_path_factory) -> str:
-    return write_deep(str(tmp_path_factory.mktemp("deeper") / "deep.tar"), LAYERS, "deep:500")
+    return write_deep(str(tmp_path_factory.mktemp("deeper") / "deep.tar"), LAYERS, "deep:500",
+                      stack_layer)
 
 
 @pytest.fixture
@@ -148,7 +117,7 @@ def test_a_1000_layer_image_runs_its_upper_groups_whiteouts_hiding_the_bottom_on
     it: layer 600's whiteout of /stack/400 and layer 700's opaque /o hold across the groups.
     Its commit (1002 lowers, made with the usual soft limit of 1024 open files) runs too, with
     or without --userns-remap."""
-    archive = write_deep(str(tmp_path / "deep1000.tar"), 1000, "deep:1000")
+    archive = write_deep(str(tmp_path / "deep1000.tar"), 1000, "deep:1000", stack_layer)
     assert cli("load", archive, check=True, timeout=300).stdout == "Loaded image: deep:1000\n"
     run = cli("run", "--name", "c", "--network", "none", "deep:1000", "sh", "-c",
               "cat /stack/1000 /stack/501 /stack/500 /stack/4; ls /o; test ! -e /stack/400 && "
