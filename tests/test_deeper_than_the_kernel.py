@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import tarfile
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
@@ -184,14 +186,36 @@ def whiteout(path: str) -> None:
     os.mknod(path, 0o20000 | 0o644, os.makedev(0, 0))
 
 
+def stack_dirs(tmp_path, count: int):
+    """base (count layers, an upper and a work dir), scratch and target in tmp_path, and the
+    layers' names, top first."""
+    base, scratch, target = tmp_path / "layers", tmp_path / "scratch", tmp_path / "merged"
+    for d in (base, scratch, target, base / "upper", base / "work"):
+        d.mkdir()
+    return base, scratch, target, make_layers(str(base), count)
+
+
+@contextmanager
+def mounted_nested(base, lowers: tuple[str, ...], target, scratch) -> Iterator[None]:
+    """The stack mounted at target, nested; only target is mounted meanwhile and the scratch
+    directory is empty; afterwards nothing is mounted."""
+    spec = OverlaySpec(base=str(base), lowers=lowers, upper="upper", work="work")
+    how = mount_overlay(spec, str(target), scratch=str(scratch))
+    try:
+        assert how == top_path() + NESTED
+        assert os.listdir(scratch) == []
+        assert [m.mount_point for m in mounts_under(str(target.parent))] == [str(target)]
+        yield
+    finally:
+        umount(str(target))
+    assert mounts_under(str(target.parent)) == []
+
+
 def test_999_lowers_nest_the_bottom_500_and_whiteouts_hold_across_the_boundary(tmp_path):
     """Up to 499 direct lowers over the nested bottom 500: a whiteout and an opaque directory
     above the boundary hide what is below it, one inside the nested overlay hides what is
     under it there; the nested mount and its directory are gone once the top one stands."""
-    base, scratch, target = tmp_path / "layers", tmp_path / "scratch", tmp_path / "merged"
-    for d in (base, scratch, target, base / "upper", base / "work"):
-        d.mkdir()
-    lowers = make_layers(str(base), MAX_NESTED)
+    base, scratch, target, lowers = stack_dirs(tmp_path, MAX_NESTED)
     os.makedirs(base / "0000" / "o")
     (base / "0000" / "o" / "below").write_text("below\n")
     whiteout(str(base / "0600" / "s" / "3"))       # above the boundary (layer 499 is the top nested one)
@@ -199,12 +223,7 @@ def test_999_lowers_nest_the_bottom_500_and_whiteouts_hold_across_the_boundary(t
     os.makedirs(base / "0700" / "o")
     os.setxattr(base / "0700" / "o", "trusted.overlay.opaque", b"y")
     (base / "0700" / "o" / "above").write_text("above\n")
-    spec = OverlaySpec(base=str(base), lowers=lowers, upper="upper", work="work")
-    how = mount_overlay(spec, str(target), scratch=str(scratch))
-    try:
-        assert how == top_path() + NESTED
-        assert os.listdir(scratch) == []
-        assert [m.mount_point for m in mounts_under(str(tmp_path))] == [str(target)]
+    with mounted_nested(base, lowers, target, scratch):
         names = set(os.listdir(target / "s"))
         assert names == {str(i) for i in range(MAX_NESTED)} - {"3", "5"}
         assert (target / "s" / "0").read_text() == "0\n"
@@ -212,8 +231,6 @@ def test_999_lowers_nest_the_bottom_500_and_whiteouts_hold_across_the_boundary(t
         assert os.listdir(target / "o") == ["above"]
         (target / "s" / "0").write_text("changed\n")  # copied up from the nested overlay
         assert (base / "upper" / "s" / "0").read_text() == "changed\n"
-    finally:
-        umount(str(target))
 
 
 def test_groups_above_the_bottom_one_hide_what_is_under_them_through_their_masks(tmp_path):
@@ -221,10 +238,7 @@ def test_groups_above_the_bottom_one_hide_what_is_under_them_through_their_masks
     opaque or ends a directory's merge with (a file under its directory) is hidden in the
     groups under it; a directory it merges through keeps the lower groups' entries, and a
     whiteout under something made again above it in the same group hides nothing."""
-    base, scratch, target = tmp_path / "layers", tmp_path / "scratch", tmp_path / "merged"
-    for d in (base, scratch, target, base / "upper", base / "work"):
-        d.mkdir()
-    lowers = make_layers(str(base), 1600)  # groups: 0000-0499 (bottom), 0500-0999, 1000-1499
+    base, scratch, target, lowers = stack_dirs(tmp_path, 1600)  # groups: 0000-0499, 0500-0999, 1000-1499
     for name in ("o", "t", "m/deep", "f"):
         os.makedirs(base / "0000" / name)
         (base / "0000" / name / "below").write_text("below\n")
@@ -243,12 +257,7 @@ def test_groups_above_the_bottom_one_hide_what_is_under_them_through_their_masks
     (base / "0950" / "s" / "7").write_text("again\n")
     os.makedirs(base / "0550" / "f")                 # /f: merged through the middle group, kept
     (base / "0550" / "f" / "mid").write_text("mid\n")
-    spec = OverlaySpec(base=str(base), lowers=lowers, upper="upper", work="work")
-    how = mount_overlay(spec, str(target), scratch=str(scratch))
-    try:
-        assert how == top_path() + NESTED
-        assert os.listdir(scratch) == []
-        assert [m.mount_point for m in mounts_under(str(tmp_path))] == [str(target)]
+    with mounted_nested(base, lowers, target, scratch):
         assert set(os.listdir(target / "s")) == {str(i) for i in range(1600)} - {"3"}
         assert (target / "s" / "7").read_text() == "again\n"
         assert os.listdir(target / "o") == ["above"]
@@ -257,9 +266,6 @@ def test_groups_above_the_bottom_one_hide_what_is_under_them_through_their_masks
         assert sorted(os.listdir(target / "f")) == ["below", "mid"]
         (target / "s" / "0").write_text("changed\n")  # copied up from the bottom group
         assert (base / "upper" / "s" / "0").read_text() == "changed\n"
-    finally:
-        umount(str(target))
-    assert mounts_under(str(tmp_path)) == []
 
 
 def test_past_what_nests_is_refused_in_one_line_leaving_nothing(tmp_path):
