@@ -103,14 +103,19 @@ def has_namespace() -> bool:
     return os.path.exists("/proc/self/ns/cgroup")
 
 
+# A cgroup's files fail with ENOENT once it is gone, and ENODEV while another process removes
+# it (rm -f and the container's supervisor both clean up after it).
+_GONE = (errno.ENOENT, errno.ENODEV)
+
+
 def pids(path: str) -> list[int]:
     """The processes in the cgroup and the cgroups under it."""
     found = []
     for top, _, _ in os.walk(path):
         try:
             found += [int(p) for p in read(top, "cgroup.procs").split()]
-        except OSError as e:  # gone, or (ENODEV) being removed meanwhile: nobody left in it
-            if e.errno not in (errno.ENOENT, errno.ENODEV):
+        except OSError as e:  # gone, or being removed meanwhile: nobody left in it
+            if e.errno not in _GONE:
                 raise
     return found
 
@@ -155,8 +160,9 @@ def thaw(path: str) -> None:
         elif os.path.exists(os.path.join(path, "cgroup.freeze")):
             if read(path, "cgroup.freeze").strip() != "0":
                 write(path, "cgroup.freeze", "0")
-    except FileNotFoundError:
-        pass
+    except OSError as e:
+        if e.errno not in _GONE:
+            raise
 
 
 def is_frozen(path: str) -> bool:
@@ -165,7 +171,9 @@ def is_frozen(path: str) -> bool:
         if os.path.exists(os.path.join(path, "freezer.state")):
             return read(path, "freezer.state").strip() != "THAWED"
         return read(path, "cgroup.freeze").strip() == "1"
-    except FileNotFoundError:
+    except OSError as e:
+        if e.errno not in _GONE:
+            raise
         return False
 
 
