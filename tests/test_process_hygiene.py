@@ -325,11 +325,19 @@ def test_the_sealed_trampoline_refuses_every_write():
 
 
 def _run_trampoline(argv: list[str], report: bool = True) -> tuple[int, bytes, list[bytes]]:
-    """Exec the trampoline as exec_command does (fd 3 the report channel), or with fd 3 closed:
-    its exit code, its output, and what it sent on the channel."""
+    """Exec the sealed trampoline with exec_program."""
     sealed = sealed_trampoline()
     trampoline = fcntl.fcntl(sealed, fcntl.F_DUPFD_CLOEXEC, 10)  # clear of fd 3
     os.close(sealed)
+    try:
+        return exec_program(trampoline, argv, report)
+    finally:
+        os.close(trampoline)
+
+
+def exec_program(fd: int, argv: list[str], report: bool) -> tuple[int, bytes, list[bytes]]:
+    """fexecve the program at fd (above 3) as exec_command does (fd 3 the report channel), or
+    with fd 3 closed: its exit code, its output, and what it sent on the channel."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -339,13 +347,13 @@ def _run_trampoline(argv: list[str], report: bool = True) -> tuple[int, bytes, l
             os.dup2(write_end, 2)
             if report:
                 os.dup2(theirs.fileno(), 3)
-            elif fcntl.fcntl(3, fcntl.F_GETFD) == 0:
-                os.close(3)
-            os.execve(trampoline, argv, {"SEEN": "yes"})
+            else:
+                os.closerange(3, 4)
+            os.execve(fd, argv, {"SEEN": "yes"})
         finally:
             os._exit(99)
-    for fd in (trampoline, theirs.fileno(), write_end):
-        os.close(fd)
+    theirs.close()
+    os.close(write_end)
     messages = []
     while message := ours.recv(64):
         messages.append(message)

@@ -6,7 +6,6 @@ PID namespace of its own (the value is per PID namespace), which dies with it.
 import errno
 import os
 import platform
-import socket
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ import pytest
 from overlaykit.linux.readonly_trampoline import (MEMFD_NOEXEC, memfd_exec_forbidden,
                                                   memfd_noexec_scope, readonly_program)
 from overlaykit.linux.trampoline import ALONE_MESSAGE, elf, sealed_trampoline
+from tests.test_process_hygiene import exec_program
 
 
 @pytest.mark.parametrize("scope, forbidden", [(None, False), (0, False), (1, False), (2, True)])
@@ -57,43 +57,15 @@ def test_the_readonly_trampoline_refuses_every_write():
         os.close(fd)
 
 
-def _exec(fd: int, argv: list[str], report: bool) -> tuple[int, bytes, list[bytes]]:
-    """fexecve the program at fd as exec_command does (fd 3 the report channel) or without
-    fd 3; its exit code, output and what it sent on the channel."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.dup2(write_end, 1)
-            os.dup2(write_end, 2)
-            if report:
-                os.dup2(theirs.fileno(), 3)
-            else:
-                os.closerange(3, 4)
-            os.execve(fd, argv, {"SEEN": "yes"})
-        finally:
-            os._exit(99)
-    theirs.close()
-    os.close(write_end)
-    messages = []
-    while message := ours.recv(64):
-        messages.append(message)
-    ours.close()
-    with os.fdopen(read_end, "rb") as f:
-        output = f.read()
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), output, messages
-
-
 def test_the_readonly_trampoline_runs_as_the_sealed_one_does():
     program = readonly_program(elf(platform.machine()))
     fd = os.dup(program) if program > 9 else os.dup2(program, 10)  # clear of fd 3
     os.close(program)
     try:
-        ran = _exec(fd, ["/bin/sh", "sh", "-c", "echo $0 $SEEN", "zero"], True)
+        ran = exec_program(fd, ["/bin/sh", "sh", "-c", "echo $0 $SEEN", "zero"], True)
         assert ran == (0, b"zero yes\n", [])  # end of file on the channel: the exec succeeded
-        assert _exec(fd, ["/no/such", "x"], True) == (126, b"", [b"X" + bytes([errno.ENOENT])])
-        assert _exec(fd, ["/bin/true", "true"], False) == (126, ALONE_MESSAGE, [])
+        assert exec_program(fd, ["/no/such", "x"], True) == (126, b"", [b"X" + bytes([errno.ENOENT])])
+        assert exec_program(fd, ["/bin/true", "true"], False) == (126, ALONE_MESSAGE, [])
     finally:
         os.close(fd)
 
