@@ -321,7 +321,7 @@ def main() -> None:
         print(f"bench: no docker baseline: {missing}", flush=True)
     start = time.perf_counter()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="overlaykit-bench-") as work:
-        docker = None if missing else stack.enter_context(engine.private_dockerd())
+        docker = None if missing else stack.enter_context(engine.benchmark_dockerd())
         if docker:
             docker("load", "-i", "build/demo-image.tar")
         store = os.path.join(work, "store")

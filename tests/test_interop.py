@@ -6,15 +6,12 @@ Without dockerd or skopeo the tests fail, saying what is missing: a skip would h
 """
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
 
 import pytest
 
+from tests.dockerd import private_dockerd
 from tests.test_commit_save import run_ok
 
 pytestmark = pytest.mark.interop
@@ -30,47 +27,10 @@ def need(tool: str) -> str:
 @pytest.fixture
 def docker(layout):
     """A `docker` command talking to a dockerd of our own, stopped (and cleaned) afterwards."""
-    dockerd, client = need("dockerd"), need("docker")
-    home = tempfile.mkdtemp(prefix="okd-")  # short: a socket path must fit in 108 bytes
-    sock = f"unix://{home}/docker.sock"
-    log = open(os.path.join(home, "dockerd.log"), "wb")
-    proc = subprocess.Popen([dockerd, "--host", sock, "--iptables=false", "--ip6tables=false",
-                             "--bridge=none", "--data-root", f"{home}/data", "--exec-root", f"{home}/exec",
-                             "--pidfile", f"{home}/docker.pid"], stdout=log, stderr=subprocess.STDOUT)
-
-    def run(*args, check=True):
-        result = subprocess.run([client, "-H", sock, *args], capture_output=True, text=True, timeout=120)
-        if check and result.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)}: {result.stderr}")
-        return result
-
-    try:
-        for _ in range(60):
-            if proc.poll() is not None:
-                pytest.fail(f"dockerd exited {proc.returncode}: {open(log.name).read()[-2000:]}")
-            if run("version", check=False).returncode == 0:
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("dockerd did not answer on its socket in 30 s")
-        yield run
-    finally:
-        if proc.poll() is None:
-            ids = run("ps", "-aq", check=False).stdout.split()
-            if ids:
-                run("rm", "-f", *ids, check=False)
-            images = run("images", "-q", check=False).stdout.split()
-            if images:
-                run("rmi", "-f", *set(images), check=False)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-        subprocess.run(["umount", "-R", "-l", home], capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
+    need("dockerd")
+    need("docker")
+    with private_dockerd(start_timeout=30, command_timeout=120) as engine:
+        yield engine
 
 
 @pytest.fixture
