@@ -205,19 +205,17 @@ def create(cgroup: Cgroup, resources: Resources) -> None:
 def enter(cgroup: Cgroup | None) -> None:
     """In an exec'd process before anything else: join the cgroup, then a cgroup namespace
     rooted there, as Docker gives one on v2 (here on v1 too)."""
-    if cgroup is None:
-        return
-    for path in cgroup.paths:
-        cgroups.join(path)
+    place(cgroup, 0)
     enter_namespace(cgroup)
 
 
 def place(cgroup: Cgroup | None, pid: int) -> None:
-    """In the parent, as soon as the container's PID 1 is forked: move it into the cgroup.
+    """Move process pid (0: the caller itself) into the cgroup.
 
-    On v1 the first move waits for an RCU grace period (8-16 ms here), so the parent makes it
-    while the child builds its namespaces and mounts; the child waits for it (await_placed)
-    before its cgroup namespace, and so before it can fork or exec anything.
+    The container's PID 1 is placed by its parent as soon as it is forked: on v1 the first
+    move waits for an RCU grace period (8-16 ms here), so the parent makes it while the child
+    builds its namespaces and mounts; the child waits for it (await_placed) before its cgroup
+    namespace, and so before it can fork or exec anything.
     """
     if cgroup is None:
         return
