@@ -12,10 +12,10 @@ are named by their ABI sonames instead.
 import ctypes
 import os
 from dataclasses import dataclass
+from errno import EINVAL, EPERM
 
 from overlaykit.linux.libc import syscall
 
-EPERM = 1
 _UNKNOWN_SYSCALL = -1  # __NR_SCMP_ERROR: a name this libseccomp does not know
 _OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
               "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
@@ -149,7 +149,7 @@ def load(program: Program) -> None:
     no_new_privs the kernel asks for CAP_SYS_ADMIN, which the caller must still have."""
     count, rest = divmod(len(program.code), INSTRUCTION_SIZE)
     if rest or not 0 < count <= 0xFFFF:
-        raise OSError(22, f"a seccomp program of {len(program.code)} bytes", "load the seccomp filter")
+        raise OSError(EINVAL, f"a seccomp program of {len(program.code)} bytes", "load the seccomp filter")
     code = ctypes.create_string_buffer(program.code, len(program.code))
     fprog = _SockFprog(count, ctypes.addressof(code))
     syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(program.flags),

@@ -10,6 +10,7 @@ accepts, and a weaker filter.
 """
 
 import hashlib
+import platform
 
 from overlaykit import __version__
 from overlaykit.linux.seccomp import Filter, Program, compile_program, flags_of, library_version
@@ -21,7 +22,6 @@ _DIGEST = hashlib.sha256().digest_size
 
 def program_for(layout: Layout, spec: Filter) -> Program:
     """spec's program: the one kept in the store, or compiled now and kept."""
-    import platform
     origin = repr((__version__, library_version(), platform.machine(), spec))
     path = layout.seccomp_program(hashlib.sha256(origin.encode()).hexdigest())
     code = _read(path)
