@@ -34,7 +34,8 @@ from typing import Iterator
 from overlaykit.linux.mount import MNT_DETACH, bind, mount, tmpfs, umount
 from overlaykit.linux.mountinfo import mount_containing
 from overlaykit.linux.newmount import mount_fs
-from overlaykit.linux.overlay_mask import opaque_xattr, write_mask
+from overlaykit.linux.overlay_mask import write_mask
+from overlaykit.linux.whiteouts import opaque_xattr
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 MAX_STACK = 500  # the kernel's OVL_MAX_STACK

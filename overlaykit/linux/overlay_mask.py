@@ -15,12 +15,7 @@ own. Nothing is followed: a symlink in a layer is an entry like any other.
 import os
 import stat
 
-WHITEOUT = os.makedev(0, 0)
-
-
-def opaque_xattr(options: tuple[str, ...]) -> str:
-    """The xattr overlayfs reads for opaque directories with these mount options."""
-    return "user.overlay.opaque" if "userxattr" in options else "trusted.overlay.opaque"
+from overlaykit.linux.whiteouts import OPAQUE_VALUE, WHITEOUT_DEVICE, is_whiteout_device
 
 
 def write_mask(layers: list[str], mask: str, xattr: str) -> None:
@@ -62,23 +57,23 @@ def _entries(directory: str) -> dict[str, str]:
                 found[entry.name] = "other"
             else:
                 st = entry.stat(follow_symlinks=False)
-                whiteout = stat.S_ISCHR(st.st_mode) and st.st_rdev == WHITEOUT
+                whiteout = is_whiteout_device(st.st_mode, st.st_rdev)
                 found[entry.name] = "whiteout" if whiteout else "other"
     return found
 
 
 def _is_opaque(path: str, xattr: str) -> bool:
     try:
-        return os.getxattr(path, xattr, follow_symlinks=False) == b"y"
+        return os.getxattr(path, xattr, follow_symlinks=False) == OPAQUE_VALUE
     except OSError:
         return False
 
 
 def _whiteout(mask: str, path: str) -> None:
     os.makedirs(os.path.join(mask, os.path.dirname(path)), 0o755, exist_ok=True)
-    os.mknod(os.path.join(mask, path), stat.S_IFCHR | 0o600, WHITEOUT)
+    os.mknod(os.path.join(mask, path), stat.S_IFCHR | 0o600, WHITEOUT_DEVICE)
 
 
 def _opaque(mask: str, path: str, xattr: str) -> None:
     os.makedirs(os.path.join(mask, path), 0o755)
-    os.setxattr(os.path.join(mask, path), xattr, b"y")
+    os.setxattr(os.path.join(mask, path), xattr, OPAQUE_VALUE)

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.changes import walk
 from overlaykit.linux import tree
+from overlaykit.linux.whiteouts import OPAQUE_VALUE, OPAQUE_XATTR, is_whiteout_device
 from overlaykit.store.layout import Layout
-
-OPAQUE = "trusted.overlay.opaque"
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ def stack(layout: Layout, ref: str) -> list[Layer]:
 
 def _kind(st: os.stat_result) -> str:
     mode = st.st_mode
-    if stat.S_ISCHR(mode) and st.st_rdev == 0:
+    if is_whiteout_device(mode, st.st_rdev):
         return "whiteout"
     if stat.S_ISDIR(mode):
         return "directory"
@@ -85,7 +84,7 @@ def _kind(st: os.stat_result) -> str:
 
 def _opaque(path: str) -> bool:
     try:
-        return tree.getxattr(path, OPAQUE) == b"y"
+        return tree.getxattr(path, OPAQUE_XATTR) == OPAQUE_VALUE
     except OSError:
         return False
 
