@@ -125,7 +125,7 @@ def cgroup_of(container_id: str) -> Cgroup | None:
     return Cgroup(found.unified, cgroups.container_dirs(found, container_id))
 
 
-def _controller_dir(cgroup: Cgroup, file: str) -> str | None:
+def controller_dir(cgroup: Cgroup, file: str) -> str | None:
     """The directory of cgroup that has the controller file (v1: in its own hierarchy)."""
     for path in cgroup.paths:
         if os.path.exists(os.path.join(path, file)):
@@ -134,7 +134,7 @@ def _controller_dir(cgroup: Cgroup, file: str) -> str | None:
 
 
 def _set(cgroup: Cgroup, file: str, value: str, option: str) -> None:
-    path = _controller_dir(cgroup, file)
+    path = controller_dir(cgroup, file)
     if path is None:
         raise OverlaykitError(f"{option}: the cgroup controller for it is not available "
                               f"on this host (no {file})")
@@ -158,7 +158,7 @@ def _enable_v2_controllers(root: str) -> None:
 def _limit_v1(cgroup: Cgroup, r: Resources) -> None:
     if r.memory:
         _set(cgroup, "memory.limit_in_bytes", str(r.memory), "--memory")
-        if r.memory_swap and _controller_dir(cgroup, "memory.memsw.limit_in_bytes"):
+        if r.memory_swap and controller_dir(cgroup, "memory.memsw.limit_in_bytes"):
             _set(cgroup, "memory.memsw.limit_in_bytes", str(r.memory_swap), "--memory-swap")
     if r.pids_limit:
         _set(cgroup, "pids.max", str(r.pids_limit), "--pids-limit")
@@ -167,7 +167,7 @@ def _limit_v1(cgroup: Cgroup, r: Resources) -> None:
         _set(cgroup, "cpu.cfs_quota_us", str(r.nano_cpus * CFS_PERIOD // 10**9), "--cpus")
     if r.cpu_shares:
         _set(cgroup, "cpu.shares", str(r.cpu_shares), "--cpu-shares")
-    devices = _controller_dir(cgroup, "devices.deny")
+    devices = controller_dir(cgroup, "devices.deny")
     if devices is None:
         raise OverlaykitError("the devices cgroup controller is not mounted, so the "
                               "container's devices cannot be limited")
@@ -180,7 +180,7 @@ def _limit_v2(cgroup: Cgroup, r: Resources) -> None:
     from overlaykit.runtime.devicefilter import attach_filter
     if r.memory:
         _set(cgroup, "memory.max", str(r.memory), "--memory")
-        if r.memory_swap and _controller_dir(cgroup, "memory.swap.max"):
+        if r.memory_swap and controller_dir(cgroup, "memory.swap.max"):
             swap = "max" if r.memory_swap < 0 else str(r.memory_swap - r.memory)
             _set(cgroup, "memory.swap.max", swap, "--memory-swap")
     if r.pids_limit:
@@ -235,7 +235,7 @@ def oom_killed(cgroup: Cgroup | None) -> bool:
     if cgroup is None:
         return False
     file = "memory.events" if cgroup.unified else "memory.oom_control"
-    path = _controller_dir(cgroup, file)
+    path = controller_dir(cgroup, file)
     if path is None:
         return False
     counts = dict(line.split() for line in cgroups.read(path, file).splitlines() if line.strip())

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from overlaykit.linux import cgroups
+from overlaykit.runtime.cgroups import Cgroup, cgroup_of, controller_dir
 from overlaykit.store import containers
 from overlaykit.store.containers import Container
 
@@ -43,10 +44,6 @@ def _read(path: str | None, name: str) -> str:
         return cgroups.read(path, name)
     except (FileNotFoundError, OSError):
         return ""
-
-
-def _dir_with(paths: tuple[str, ...], name: str) -> str | None:
-    return next((p for p in paths if os.path.exists(os.path.join(p, name))), None)
 
 
 def _keyed(text: str) -> dict[str, int]:
@@ -89,12 +86,11 @@ def _network(pid: int, own_namespace: bool) -> tuple[int, int]:
 
 def sample(container: Container) -> Sample:
     """Read the counters of a running container now (zeros for what its cgroup lacks)."""
-    found = cgroups.hierarchies(cgroups.ROOT)
-    paths = tuple(p for p in cgroups.container_dirs(found, container.id) if os.path.isdir(p))
+    cgroup = cgroup_of(container.id) or Cgroup(unified=False, paths=())
     own_net = container.config["HostConfig"].get("NetworkMode") != "host"
     rx, tx = _network(container.state["Pid"], own_net)
-    if found.unified:
-        path = paths[0] if paths else None
+    if cgroup.unified:
+        path = cgroup.paths[0]
         cpu_ns = _keyed(_read(path, "cpu.stat")).get("usage_usec", 0) * 1000
         memory = _int(_read(path, "memory.current"))
         memory -= _keyed(_read(path, "memory.stat")).get("inactive_file", 0)
@@ -107,20 +103,20 @@ def sample(container: Container) -> Sample:
             write_bytes += int(fields.get("wbytes", 0))
         pids = _int(_read(path, "pids.current"))
     else:
-        cpu_ns = _int(_read(_dir_with(paths, "cpuacct.usage"), "cpuacct.usage"))
-        memory_dir = _dir_with(paths, "memory.usage_in_bytes")
+        cpu_ns = _int(_read(controller_dir(cgroup, "cpuacct.usage"), "cpuacct.usage"))
+        memory_dir = controller_dir(cgroup, "memory.usage_in_bytes")
         memory = _int(_read(memory_dir, "memory.usage_in_bytes"))
         memory -= _keyed(_read(memory_dir, "memory.stat")).get("total_inactive_file", 0)
         limit = _int(_read(memory_dir, "memory.limit_in_bytes"))
         read_bytes = write_bytes = 0
-        blkio = _dir_with(paths, "blkio.throttle.io_service_bytes")
+        blkio = controller_dir(cgroup, "blkio.throttle.io_service_bytes")
         for line in _read(blkio, "blkio.throttle.io_service_bytes").splitlines():
             fields = line.split()
             if len(fields) == 3 and fields[1] == "Read":
                 read_bytes += int(fields[2])
             elif len(fields) == 3 and fields[1] == "Write":
                 write_bytes += int(fields[2])
-        pids = _int(_read(_dir_with(paths, "pids.current"), "pids.current"))
+        pids = _int(_read(controller_dir(cgroup, "pids.current"), "pids.current"))
     if not limit or limit >= NO_LIMIT:
         limit = _host_memory()
     return Sample(cpu_ns, _system_ns(), os.cpu_count() or 1, max(memory, 0), limit,
