@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from overlaykit.cli.output import human_size, print_columns
+from overlaykit.cli.output import created_ago, human_size, print_columns
 
 
 @click.command()
@@ -129,19 +129,15 @@ def rmi(layout, refs: tuple[str, ...], force: bool) -> int:
 @click.pass_obj
 def history(layout, ref: str, no_trunc: bool) -> None:
     """The history of an image, newest step first, with the size of each layer."""
+    import time
+
     from overlaykit.store.images import history as image_history, resolve
-    rows = []
+    rows, now = [], time.time()
     for step in image_history(layout, resolve(layout, ref)):
         image = step["Id"] if no_trunc or step["Id"] == "<missing>" else step["Id"].split(":", 1)[1][:12]
         created_by = step["CreatedBy"]
         if not no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append([image, _ago(step["Created"]), created_by, human_size(step["Size"], 3), step["Comment"]])
+        rows.append([image, created_ago(step["Created"], now), created_by,
+                     human_size(step["Size"], 3), step["Comment"]])
     print_columns(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows)
-
-
-def _ago(created: str | None) -> str:
-    import time
-
-    from overlaykit.runtime.lifecycle import ago
-    return (ago(created, time.time()) if created else "") or "N/A"

@@ -9,7 +9,7 @@ import time
 import click
 
 from overlaykit.cli import filters, formatter
-from overlaykit.cli.output import human_size
+from overlaykit.cli.output import created_ago, human_size
 
 
 def container_rows(layout, show_all: bool, filter_specs: tuple[str, ...], last: int,
@@ -60,15 +60,10 @@ def print_images(layout, repository: str | None, quiet: bool, fmt: str | None,
             click.echo(r["ID"] if no_trunc else r["ID"].split(":", 1)[1][:12])
     else:
         now = time.time()
-        contexts = [formatter.image_context(r, not no_trunc, _ago(r["Created"], now))
+        contexts = [formatter.image_context(r, not no_trunc, created_ago(r["Created"], now))
                     for r in rows]
         _echo(formatter.render(fmt or formatter.IMAGES_TABLE, contexts, formatter.IMAGES_HEADERS,
                                formatter.IMAGES_TABLE, "images"))
-
-
-def _ago(created: str | None, now: float) -> str:
-    from overlaykit.runtime.lifecycle import ago
-    return (ago(created, now) if created else "") or "N/A"
 
 
 def _echo(text: str) -> None:

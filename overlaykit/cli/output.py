@@ -14,6 +14,12 @@ def human_size(n: float, precision: int) -> str:
     return f"{value:.{precision}g}{units[i]}"
 
 
+def created_ago(created: str | None, now: float) -> str:
+    """Docker's CREATED column: "3 days ago" from an RFC 3339 time, "N/A" when unknown."""
+    from overlaykit.runtime.lifecycle import ago
+    return (ago(created, now) if created else "") or "N/A"
+
+
 def print_columns(header: list[str], rows: list[list]) -> None:
     """header and rows, each column as wide as its widest cell, three spaces between."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
