@@ -50,6 +50,8 @@ class Source(Protocol):
 
 @dataclass(frozen=True)
 class LayerBlob:
+    """One layer as the archive names it: what to open, and what its bytes must prove to be."""
+
     path: str                 # name inside the archive
     digest: str | None        # what the blob's bytes must hash to; None for a legacy layer.tar
     size: int | None          # from the descriptor, when there is one
@@ -58,6 +60,8 @@ class LayerBlob:
 
 @dataclass(frozen=True)
 class ArchivedImage:
+    """One image the archive holds, its paths checked to stay inside it: what the loader opens."""
+
     config_path: str
     config_digest: str        # the image ID to be
     config_size: int | None

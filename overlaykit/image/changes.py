@@ -36,6 +36,8 @@ CAPABILITY_XATTR = "security.capability"
 
 @dataclass(frozen=True)
 class Change:
+    """One line of `docker diff`: what happened to a path, in Docker's letters."""
+
     kind: str  # "A", "C" or "D"
     path: str  # absolute inside the container: "/etc/motd"
 

@@ -27,6 +27,8 @@ MANIFEST_LIMIT = 4 << 20  # the distribution registry refuses manifests over 4 M
 
 @dataclass(frozen=True)
 class Descriptor:
+    """What a manifest or index points at, by digest and size: a config, a layer, a manifest."""
+
     media_type: str
     digest: str
     size: int
@@ -35,12 +37,16 @@ class Descriptor:
 
 @dataclass(frozen=True)
 class ImageManifest:
+    """One platform's image: its config and its layers, bottom first."""
+
     config: Descriptor
     layers: tuple[Descriptor, ...]
 
 
 @dataclass(frozen=True)
 class Index:
+    """A manifest list or OCI index: one manifest per platform, to pick the host's from."""
+
     manifests: tuple[Descriptor, ...]
 
 

@@ -36,6 +36,8 @@ _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 @dataclass(frozen=True)
 class Response:
+    """A small answer read whole (a manifest, a config); layers are streamed instead."""
+
     status: int
     headers: http.client.HTTPMessage
     body: bytes

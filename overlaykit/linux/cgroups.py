@@ -22,12 +22,16 @@ PARENT = "overlaykit"  # a container's cgroup is overlaykit/<id>, as Docker's cg
 
 @dataclass(frozen=True)
 class Hierarchy:
+    """One mounted hierarchy: where a container's cgroup directory goes for these controllers."""
+
     path: str                       # where it is mounted
     controllers: frozenset[str]     # v1: the mount's controllers; v2: the root's cgroup.controllers
 
 
 @dataclass(frozen=True)
 class Hierarchies:
+    """The host's cgroup mounts: one unified hierarchy (v2), or one per controller group (v1)."""
+
     unified: bool
     mounted: tuple[Hierarchy, ...]
 

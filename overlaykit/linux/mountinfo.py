@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class MountEntry:
+    """One line of mountinfo, unescaped: the kernel's own word on what is mounted where, and how."""
+
     mount_id: int
     parent_id: int
     mount_point: str

@@ -42,6 +42,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Filter:
+    """A filter as plain data in the words of Docker's profiles, for compile_program() to hand over."""
+
     default_action: str
     default_errno: int | None
     architectures: tuple[str, ...]    # SCMP_ARCH_*, besides the native one

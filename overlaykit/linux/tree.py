@@ -252,6 +252,8 @@ class Node:
 
 @dataclass
 class _Open:
+    """One level the cursor has entered: its identity, to check that `..` led back to it."""
+
     node: Node | None  # None for the root: a cursor serves one walk
     dev: int
     ino: int

@@ -67,6 +67,8 @@ class Root:
 
 @dataclass(frozen=True)
 class Source:
+    """SRC opened once, so the path is resolved a single time and what is copied cannot be swapped."""
+
     fd: int               # O_PATH fd of what is copied (a symlink itself unless followed)
     st: os.stat_result
     name: str             # the name it has in the tar; "" copies a directory's contents
@@ -288,6 +290,8 @@ def _xattrs(path: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Destination:
+    """Where the tar goes: a directory already open, and the name SRC takes inside it."""
+
     dir_fd: int   # the directory the tar is extracted into (O_RDONLY)
     top: str      # the name SRC gets there ("" : its contents go straight in)
 

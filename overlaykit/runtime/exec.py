@@ -31,6 +31,8 @@ JOINED_IN_CHILD = ("ipc", "uts", "net", "mnt")  # mnt last: the others are found
 
 @dataclass(frozen=True)
 class ExecOptions:
+    """What `docker exec` lets the user choose; the rest comes from the container's record."""
+
     argv: tuple[str, ...]
     env: tuple[str, ...] = ()
     workdir: str | None = None

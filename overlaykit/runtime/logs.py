@@ -31,6 +31,8 @@ _FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has not grown
 
 @dataclass(frozen=True)
 class Entry:
+    """One line of a container's output as the json-file log keeps it: which stream, what, when."""
+
     stream: str   # stdout or stderr
     data: bytes   # the line, with its newline unless it was cut or the last
     ns: int       # when the supervisor read it, nanoseconds since the epoch

@@ -35,6 +35,8 @@ from overlaykit.store.lock import store_lock
 
 @dataclass
 class Endpoint:
+    """A container's place on one network: its address and the veth pair that joins them."""
+
     network: dict         # the network's record, as leased
     address: str
     veth: str             # the host end's name

@@ -48,6 +48,8 @@ class StartError(OverlaykitError):
 
 @dataclass(frozen=True)
 class Child:
+    """A child that has exec'd: the pid to wait for, and the pty master to relay with -t."""
+
     pid: int
     master: int | None  # the pty master, with -t
 

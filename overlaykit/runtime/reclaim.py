@@ -20,6 +20,8 @@ from overlaykit.store.orphans import remove_container, settle
 
 @dataclass(frozen=True)
 class Pruned:
+    """What a prune did, for the CLI to print as Docker does: the list, then the space reclaimed."""
+
     lines: list[str]        # what was removed, as Docker lists it (ids, "untagged: x", "deleted: sha256:...")
     reclaimed: int          # bytes
 
@@ -118,6 +120,8 @@ def _labels_match(labels: dict, wanted: tuple[str, ...]) -> bool:
 
 @dataclass(frozen=True)
 class Usage:
+    """One row of `system df`: how many, how many in use, and what removing the rest would free."""
+
     kind: str
     total: int
     active: int

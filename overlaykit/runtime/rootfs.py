@@ -28,6 +28,8 @@ INIT_LINKS = (("etc/mtab", "/proc/mounts"),)
 
 @dataclass(frozen=True)
 class ContainerLayers:
+    """The two layers `create` adds on the image, as Docker's overlay2 makes them: -init and writable."""
+
     init: str      # cache id of the -init layer
     writable: str  # cache id of the layer with diff/, work/, merged/
 
@@ -64,6 +66,8 @@ def container_layers(layout: Layout, image_top: str | None) -> Iterator[Containe
 
 @dataclass(frozen=True)
 class Rootfs:
+    """A container's root, mounted: where, which way (kept in its state), an fd to resolve image paths in."""
+
     path: str  # merged/ on the host
     how: str   # the overlay mount path taken: "mount", "lowerdir+" or "relative" (+ " (nested)")
     fd: int    # an O_PATH fd of the merged root, to resolve image paths in

@@ -56,6 +56,8 @@ class Syscalls:
 
 @dataclass(frozen=True)
 class Profile:
+    """A profile as read from Docker's JSON, checked; weighed against a container's start to make a Filter."""
+
     default_action: str
     default_errno: int | None
     architectures: tuple[str, ...]

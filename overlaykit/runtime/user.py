@@ -17,6 +17,8 @@ from overlaykit.linux.openat2 import open_in_root
 
 @dataclass(frozen=True)
 class User:
+    """Who the container's process runs as, resolved from the image's own passwd and group files."""
+
     uid: int
     gid: int
     groups: tuple[int, ...]

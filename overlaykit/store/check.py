@@ -33,6 +33,8 @@ from overlaykit.store.lock import store_lock
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem `check` found, and the repair `--repair` would make (None: only reported)."""
+
     problem: str                              # one line, naming what is wrong
     fix: Callable[[], str | None] | None      # does the repair, returns what it did; None: left as is
 

@@ -24,6 +24,8 @@ from overlaykit.store.layout import Layout
 
 @dataclass(frozen=True)
 class ContainerFs:
+    """The dirs a container's change walk reads, and what it hides: one answer for diff, export and commit."""
+
     upper: str                     # the writable layer's diff/
     init: str                      # the init layer's diff/
     image_lowers: tuple[str, ...]  # the image's layers' diff/, top first

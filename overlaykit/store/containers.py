@@ -30,6 +30,8 @@ _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's rule for contain
 
 @dataclass(frozen=True)
 class Container:
+    """A stored container: its two records as Docker shapes them, read together."""
+
     id: str
     config: dict
     state: dict

@@ -17,6 +17,8 @@ from overlaykit.store.layout import Layout
 
 @dataclass(frozen=True)
 class Layer:
+    """One layer of the stack `explain` and `layers` look through, named as the user reads it."""
+
     name: str              # "container", "init", or "layer N" (image layers, 1 at the bottom)
     cache_id: str
     chain_id: str | None   # image layers only
@@ -25,6 +27,8 @@ class Layer:
 
 @dataclass(frozen=True)
 class LayerContents:
+    """What one layer adds, hides and makes opaque: a row of `layers`."""
+
     layer: Layer
     size: int                       # bytes in regular files
     files: int                      # entries other than directories and whiteouts
@@ -34,6 +38,8 @@ class LayerContents:
 
 @dataclass(frozen=True)
 class Sighting:
+    """One layer's entry at the path, and what overlayfs makes of it there."""
+
     layer: Layer
     kind: str     # file, directory, symlink, whiteout, device, fifo, socket
     state: str    # visible, merged, hidden, hides below
@@ -42,6 +48,8 @@ class Sighting:
 
 @dataclass(frozen=True)
 class Explanation:
+    """Why the merged view shows what it shows at a path: `explain`'s answer."""
+
     path: str
     source: Layer | None                      # the layer the merged view shows; None: not there
     sightings: tuple[Sighting, ...]           # every layer with an entry at path, top first

@@ -21,6 +21,8 @@ from overlaykit.store.lock import store_lock
 
 @dataclass(frozen=True)
 class StoredImage:
+    """An image as the store holds it: its config, the layer chain to mount, and the tags naming it."""
+
     id: str                      # "sha256:<hex of config digest>"
     config: dict                 # the parsed image config JSON
     chain_ids: tuple[str, ...]   # bottom layer first

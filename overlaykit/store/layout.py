@@ -13,6 +13,8 @@ def _hex(digest: str) -> str:
 
 @dataclass(frozen=True)
 class Layout:
+    """Where everything under one store root is: the one place that joins store paths."""
+
     root: str
 
     @classmethod

@@ -46,6 +46,8 @@ Progress = Callable[[int, int | None], None]  # (bytes read so far, total or Non
 
 @dataclass(frozen=True)
 class _Plan:
+    """An image whose config was read and verified before any of its layers is touched."""
+
     image: formats.ArchivedImage
     config_bytes: bytes
     diff_ids: tuple[str, ...]
@@ -205,6 +207,8 @@ class _SeekableArchive:
 
 @dataclass(frozen=True)
 class _Unpacked:
+    """A layer unpacked before its place in a chain is known, with the digests that must prove it."""
+
     diff: str           # the scratch diff directory
     blob_digest: str
     blob_size: int

@@ -19,6 +19,8 @@ from overlaykit.store.layout import Layout
 
 @dataclass(frozen=True)
 class Stray:
+    """A network leftover of a dead container or gone network, and how to remove it."""
+
     problem: str               # one line, naming it
     remove: Callable[[], str]  # removes it; says what it did
 

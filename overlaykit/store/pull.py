@@ -47,6 +47,8 @@ Progress = Callable[[str, str, int, int], None]
 
 @dataclass(frozen=True)
 class Pulled:
+    """What a pull did, for the CLI to print as Docker does (Digest:, Status:)."""
+
     image: StoredImage
     digest: str           # the manifest's digest (of the index, when the reference named one)
     new: bool             # False when the store had the image under this name already

@@ -42,6 +42,8 @@ Progress = Callable[[str, str, int, int], None]
 
 @dataclass(frozen=True)
 class Pushed:
+    """What a push made, for the CLI's last line as Docker prints it: tag, digest and size."""
+
     tag: str
     digest: str   # of the manifest
     size: int
