@@ -37,33 +37,39 @@ _UNSUPPORTED_FUNCS = {"html", "js", "urlquery", "call"}
 
 @dataclass
 class _Field:
+    """A field chain on the dot: `.State.Running`."""
     chain: tuple[str, ...]           # .A.B -> ("A", "B"); "." alone -> ()
 
 
 @dataclass
 class _Var:
+    """A variable, with the fields read from it: `$c.Name`."""
     name: str                        # "$" or "$x"
     chain: tuple[str, ...] = ()
 
 
 @dataclass
 class _Ident:
+    """A function named in a command: `json`, `index`, `printf`."""
     name: str                        # a function name
 
 
 @dataclass
 class _Literal:
+    """A constant operand: a string, a number, a bool or nil."""
     value: Any
 
 
 @dataclass
 class _Sub:
+    """A parenthesised pipeline used as an operand, with fields read from its value."""
     pipe: "_Pipe"
     chain: tuple[str, ...] = ()
 
 
 @dataclass
 class _Pipe:
+    """A pipeline: its commands, joined by |, and the variables it declares or sets."""
     decl: tuple[str, ...]            # variables declared: ("$x",) or ("$i", "$e")
     commands: list[list[Any]]        # each command: its operands, the first may be a function
     assign: bool = False             # `$x = ...` (an existing variable) rather than `:=`
@@ -71,16 +77,19 @@ class _Pipe:
 
 @dataclass
 class _Text:
+    """Template text printed as it is."""
     text: str
 
 
 @dataclass
 class _Action:
+    """`{{pipeline}}`: its value printed."""
     pipe: _Pipe
 
 
 @dataclass
 class _Branch:
+    """`{{if}}`, `{{range}}` or `{{with}}`, with its body and its else."""
     kind: str                        # if, range, with
     pipe: _Pipe
     body: list = field(default_factory=list)
