@@ -13,7 +13,7 @@ import pytest
 
 import overlaykit
 from overlaykit import __version__
-from overlaykit.cli.main import COMMANDS
+from overlaykit.cli.group import COMMANDS
 
 NOT_ROOT = "overlaykit: must be run as root (or with sudo)\n"
 

@@ -1,121 +1,15 @@
-"""The `overlaykit` command: global options, lazy subcommands, one place that turns errors into a line."""
+"""The `overlaykit` command: one place that turns errors into a line and an exit code.
+
+A plain `overlaykit run` is read by cli/fast_run.py and started without importing click;
+every other command line goes to click's group (cli/group.py).
+"""
 
 import atexit
-import importlib
 import os
 import sys
 from typing import NoReturn
 
-import click
-
-from overlaykit import __version__
 from overlaykit.errors import OverlaykitError
-
-# Subcommands are imported only when called, so `overlaykit run` loads nothing it does not use.
-COMMANDS = {
-    "load": "overlaykit.cli.images:load",
-    "images": "overlaykit.cli.images:images",
-    "rmi": "overlaykit.cli.images:rmi",
-    "tag": "overlaykit.cli.tag:tag",
-    "history": "overlaykit.cli.images:history",
-    "inspect": "overlaykit.cli.inspect:inspect",
-    "info": "overlaykit.cli.info:info",
-    "prune": "overlaykit.cli.system:prune",
-    "system": "overlaykit.cli.system:system",
-    "container": "overlaykit.cli.system:container",
-    "image": "overlaykit.cli.system:image",
-    "version": "overlaykit.cli.system:version",
-    "volume": "overlaykit.cli.volumes:volume",
-    "network": "overlaykit.cli.networks:network",
-    "port": "overlaykit.cli.networks:port",
-    "mount": "overlaykit.cli.workbench:mount",
-    "umount": "overlaykit.cli.workbench:umount",
-    "layers": "overlaykit.cli.workbench:layers",
-    "explain": "overlaykit.cli.workbench:explain",
-    "run": "overlaykit.cli.containers:run",
-    "create": "overlaykit.cli.containers:create",
-    "start": "overlaykit.cli.containers:start",
-    "ps": "overlaykit.cli.containers:ps",
-    "stop": "overlaykit.cli.containers:stop",
-    "kill": "overlaykit.cli.containers:kill",
-    "rm": "overlaykit.cli.containers:rm",
-    "exec": "overlaykit.cli.containers:exec_",
-    "logs": "overlaykit.cli.logs:logs",
-    "attach": "overlaykit.cli.attach:attach",
-    "wait": "overlaykit.cli.wait:wait",
-    "restart": "overlaykit.cli.wait:restart",
-    "diff": "overlaykit.cli.changes:diff",
-    "export": "overlaykit.cli.changes:export",
-    "commit": "overlaykit.cli.changes:commit",
-    "save": "overlaykit.cli.changes:save",
-    "import": "overlaykit.cli.changes:import_",
-    "check": "overlaykit.cli.check:check",
-    "pull": "overlaykit.cli.registry:pull",
-    "push": "overlaykit.cli.registry:push",
-    "login": "overlaykit.cli.registry:login",
-    "logout": "overlaykit.cli.registry:logout",
-    "cp": "overlaykit.cli.copy:cp",
-    "top": "overlaykit.cli.monitor:top",
-    "stats": "overlaykit.cli.monitor:stats",
-    "pause": "overlaykit.cli.monitor:pause",
-    "unpause": "overlaykit.cli.monitor:unpause",
-    "rename": "overlaykit.cli.monitor:rename",
-}
-
-
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def resolve_command(self, ctx: click.Context, args: list[str]):
-        """The subcommand, once it is known that the caller may run it: every command mounts,
-        unshares or reads the root-owned store, so without root it would fail half way or,
-        worse, show an empty store; its --help is for anyone."""
-        name, command, rest = super().resolve_command(ctx, args)
-        if command is not None and os.geteuid() != 0 and not ctx.resilient_parsing \
-                and not _asks_for_help(ctx, name, command, rest):
-            raise OverlaykitError("must be run as root (or with sudo)")
-        return name, command, rest
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", metavar="DIR", envvar="OVERLAYKIT_ROOT",
-              help="Store root (default /var/lib/overlaykit; OVERLAYKIT_ROOT).")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
-@click.version_option(__version__, "--version", message="%(prog)s version %(version)s")
-@click.pass_context
-def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
-    """Docker's storage path from first principles: images, an overlay2 store, containers."""
-    _debug[0] = debug or bool(os.environ.get("OVERLAYKIT_DEBUG"))
-    from overlaykit.store.layout import Layout
-    ctx.obj = Layout.from_env(root)
-
-
-def _asks_for_help(parent: click.Context, name: str, command: click.Command,
-                   args: list[str]) -> bool:
-    """Whether click will answer args with the help of command (or of one of its subcommands),
-    as its own parser reads them: `run IMAGE sh --help` asks the container's sh, not run."""
-    ctx = click.Context(command, info_name=name, parent=parent, resilient_parsing=True,
-                        **command.context_settings)
-    try:
-        _, rest, order = command.make_parser(ctx).parse_args(list(args))
-    except click.UsageError:
-        return False
-    help_names = set(command.get_help_option_names(ctx))
-    if any(isinstance(p, click.Option) and help_names & set(p.opts) for p in order):
-        return True
-    if isinstance(command, click.Group) and rest:
-        sub = command.get_command(ctx, rest[0])
-        return sub is not None and _asks_for_help(ctx, rest[0], sub, rest[1:])
-    return False
-
 
 _debug = [False]  # the group's --debug, as click parsed it (not a word of the container's command)
 
@@ -125,25 +19,50 @@ def main(argv: list[str] | None = None) -> NoReturn:
     a wrong option or argument exit code 125, as in Docker's CLI."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        code = cli.main(args=args, prog_name="overlaykit", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("overlaykit: aborted", err=True)
-        _exit(130)
-    except click.UsageError as e:  # a wrong option or argument: one line, as every error
-        where = e.ctx.command_path.partition(" ")[2] if e.ctx else ""
-        click.echo(f"overlaykit: {where + ': ' if where else ''}{e.format_message()}", err=True)
-        _exit(125)
-    except click.ClickException as e:
-        e.show()
-        _exit(e.exit_code)
+        line = _quick(args)
+        _exit(_with_click(args) if line is None else _run_quickly(line))
     except (OverlaykitError, OSError) as e:
         if _debug[0]:
             raise
-        click.echo(f"overlaykit: {_describe(e)}", err=True)
+        print(f"overlaykit: {_describe(e)}", file=sys.stderr)
         _exit(1)
     except KeyboardInterrupt:
         _exit(130)
-    _exit(code if isinstance(code, int) else 0)
+
+
+def _quick(args: list[str]):
+    """The run command line, if cli/fast_run.py reads it, and the caller is root (click's
+    group says what a caller who is not must do)."""
+    if os.geteuid() != 0:
+        return None
+    from overlaykit.cli.fast_run import parse
+    return parse(args)
+
+
+def _run_quickly(line) -> int:
+    from overlaykit.cli import running
+    from overlaykit.store.layout import Layout
+    _debug[0] = line.debug or bool(os.environ.get("OVERLAYKIT_DEBUG"))
+    return running.run(Layout.from_env(line.root), **line.params)
+
+
+def _with_click(args: list[str]) -> int:
+    import click
+
+    from overlaykit.cli.group import cli
+    try:
+        code = cli.main(args=args, prog_name="overlaykit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("overlaykit: aborted", err=True)
+        return 130
+    except click.UsageError as e:  # a wrong option or argument: one line, as every error
+        where = e.ctx.command_path.partition(" ")[2] if e.ctx else ""
+        click.echo(f"overlaykit: {where + ': ' if where else ''}{e.format_message()}", err=True)
+        return 125
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return code if isinstance(code, int) else 0
 
 
 def _exit(code: int) -> NoReturn:

@@ -44,7 +44,7 @@ class _ManagementGroup(click.Group):
     aliases: dict[str, str] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from overlaykit.cli.main import COMMANDS
+        from overlaykit.cli.group import COMMANDS
         names = set(super().list_commands(ctx))
         names |= {alias for alias, verb in self.aliases.items() if verb in COMMANDS}
         return sorted(names)
@@ -53,7 +53,7 @@ class _ManagementGroup(click.Group):
         command = super().get_command(ctx, name)
         if command is not None:
             return command
-        from overlaykit.cli.main import COMMANDS, cli
+        from overlaykit.cli.group import COMMANDS, cli
         verb = self.aliases.get(name)
         return cli.get_command(ctx, verb) if verb in COMMANDS else None
 
