@@ -26,7 +26,6 @@ hold at most 250 groups and their masks, 125,001 layers.
 
 import errno
 import os
-import tempfile
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
@@ -139,6 +138,7 @@ def _mount_nested(spec: OverlaySpec, target: str, scratch: str | None) -> str:
     direct, groups = _plan(spec, target)
     if scratch is None:
         raise ValueError(f"more than {MAX_STACK} lower layers need a scratch directory")
+    import tempfile  # only stacks past 500 lowers need it: not on every start's import path
     with ExitStack() as mounted:
         def transient(prefix: str) -> str:
             point = os.path.abspath(tempfile.mkdtemp(prefix=prefix, dir=scratch))  # the top mounts from inside base

@@ -5,7 +5,6 @@ The record keeps Docker's shape: Config.ExposedPorts {"80/tcp": {}} and HostConf
 port with -P) is a port the kernel picks when the container starts, as Docker does.
 """
 
-import ipaddress
 import sys
 from dataclasses import dataclass
 
@@ -51,6 +50,7 @@ def parse_publish(spec: str, command: str) -> tuple[str, dict]:
     if "-" in rest:
         raise OverlaykitError(f"{command}: -p {spec}: port ranges are not supported")
     if host_ip:
+        import ipaddress  # only a -p with an IP needs it: kept off every start's import path
         try:
             ipaddress.IPv4Address(host_ip)
         except ValueError:

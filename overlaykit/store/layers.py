@@ -10,7 +10,6 @@ into overlay2/, and its layerdb entry is written last, atomically.
 
 import hashlib
 import os
-import tempfile
 from contextlib import contextmanager, suppress
 from typing import BinaryIO, Iterable, Iterator
 
@@ -153,6 +152,7 @@ def add_layer(layout: Layout, parent_chain_id: str | None, stream: BinaryIO,
 @contextmanager
 def _scratch_file(layout: Layout, prefix: str) -> Iterator[tuple[BinaryIO, str]]:
     """A new file in the staging area, open for writing, and its path; removed on exit."""
+    import tempfile  # not at the top: `run` imports this module, and never stages a layer
     fd, path = tempfile.mkstemp(dir=own_dir(layout), prefix=prefix)
     try:
         with os.fdopen(fd, "wb") as f:
