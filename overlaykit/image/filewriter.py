@@ -49,17 +49,24 @@ class FileWriter:
     def __init__(self, what: str, set_xattr):
         self._what, self._set_xattr = what, set_xattr
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="unpack")
-        self._queued: deque[tuple[Future, int]] = deque()
+        self._queued: deque[tuple[Future, NewFile]] = deque()
         self._bytes = 0
         self._busy: set[tuple[tuple[int, int], str]] = set()
+        # directory -> [our dup of it, files queued there]: one dup while it has files queued,
+        # not one per file (the caller may close its own fd; an open fd also keeps the inode,
+        # so the key cannot come to name another directory meanwhile)
+        self._dirs: dict[tuple[int, int], list[int]] = {}
 
     def write(self, dir_fd: int, new: NewFile) -> None:
-        """Create new.base in dir_fd (dup'ed: the caller may close its own) in the background."""
+        """Create new.base in dir_fd (new.directory) in the background."""
         while self._bytes + len(new.data) > IN_FLIGHT and self._queued:
             self._finish_oldest()
-        fd = os.dup(dir_fd)
+        held = self._dirs.get(new.directory)
+        if held is None:
+            held = self._dirs[new.directory] = [os.dup(dir_fd), 0]
+        held[1] += 1
         self._busy.add((new.directory, new.base))
-        self._queued.append((self._pool.submit(self._create, fd, new), len(new.data)))
+        self._queued.append((self._pool.submit(self._create, held[0], new), new))
         self._bytes += len(new.data)
         if len(self._queued) > 256:  # keep the busy sets small; the pool is far ahead anyway
             self._finish_oldest()
@@ -77,14 +84,24 @@ class FileWriter:
         """Wait for the workers (whatever happened: a failed layer is removed after) and stop them."""
         self._pool.shutdown(wait=True)
         self._queued.clear()
+        for fd, _ in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
 
     def _finish_oldest(self) -> None:
-        future, size = self._queued.popleft()
-        self._bytes -= size
-        new = future.result()  # raises what the worker raised
-        self._busy.discard((new.directory, new.base))
+        future, new = self._queued.popleft()
+        self._bytes -= len(new.data)
+        try:
+            future.result()  # raises what the worker raised
+        finally:
+            self._busy.discard((new.directory, new.base))
+            held = self._dirs[new.directory]
+            held[1] -= 1
+            if not held[1]:
+                del self._dirs[new.directory]
+                os.close(held[0])
 
-    def _create(self, dir_fd: int, new: NewFile) -> NewFile:
+    def _create(self, dir_fd: int, new: NewFile) -> None:
         try:
             fd = os.open(new.base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=dir_fd)
@@ -101,7 +118,4 @@ class FileWriter:
                 os.close(fd)
         except OSError as e:
             raise OverlaykitError(f"{self._what}: {new.name}: {e.strerror or e}") from e
-        finally:
-            os.close(dir_fd)
-        return new
 
