@@ -16,7 +16,13 @@ _RUN_LINE = {**_COMMAND_LINE, "help_option_names": ["--help"]}  # -h is --hostna
 def _options(*table):
     """click's options and run's arguments from cli/run_options.py's table."""
     def option(o: Option):
-        settings = {"is_flag": o.flag, "multiple": o.multiple, "metavar": o.metavar, "help": o.help}
+        settings: dict = {"help": o.help}  # only what is set: click reads an explicit False otherwise
+        if o.flag:
+            settings["is_flag"] = True
+        if o.multiple:
+            settings["multiple"] = True
+        if o.metavar is not None:
+            settings["metavar"] = o.metavar
         if o.default is not None:
             settings.update(default=o.default, show_default=o.show_default)
         if o.integer:

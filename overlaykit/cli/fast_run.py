@@ -3,22 +3,21 @@
 Starting a container should cost little more than the kernel's work, and importing click
 alone is ~12 ms of it. A command line that only names run's options (cli/run_options.py)
 is read here, as click would read it: long options with `=VALUE` or a separate value
-(but not one that starts with a dash), clusters of short flags (`-it`), a short option's value
+(the next word, whatever it is: `--stop-timeout -1`), clusters of short flags (`-it`), a short option's value
 attached (`-eA=1`) or separate, `--` before IMAGE, and nothing after IMAGE taken as ours. Anything else (--help, an unknown
 option, a value click would refuse, a missing IMAGE) returns None, and click parses the line
 and answers it, so every error and help text is click's own. tests/test_fast_run.py proves
 the two agree.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from overlaykit.cli.run_options import RUN, Option
 
 _BY_FLAG = {flag: option for option in RUN for flag in option.flags}
 
 
-@dataclass(frozen=True)
-class RunLine:
+class RunLine(NamedTuple):
     """A `run` command line as click would hand it to the command."""
     root: str | None
     debug: bool
@@ -100,13 +99,9 @@ def _run_params(args: list[str]) -> dict | None:
 
 
 def _take(params: dict, option: Option, text: str) -> bool:
-    """Record one occurrence of option; False if click would refuse its value, or if the
-    value starts with a dash: click 8.5 reads some of those as options of their own
-    (`--stop-timeout=-1`, `-e-x`) and not others (`-c-1`), so they are click's to read."""
+    """Record one occurrence of option; False if click would refuse its value."""
     value: object = True
     if not option.flag:
-        if text.startswith("-") and text != "-":
-            return False
         value = text
         if option.integer:
             try:
