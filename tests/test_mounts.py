@@ -42,7 +42,7 @@ def write(path, data=b"x"):
         return errno.errorcode[e.errno]
 def entry(path):
     found = [m for m in mounts() if m.mount_point == path]
-    return found[-1].__dict__ if found else None
+    return found[-1]._asdict() if found else None
 """
 
 

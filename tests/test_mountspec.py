@@ -1,6 +1,5 @@
 """-v, --mount and --tmpfs parsed with Docker's rules, and each bad spec refused with one line."""
 
-from dataclasses import replace
 
 import pytest
 
@@ -106,13 +105,13 @@ def test_record_round_trip_gives_back_the_same_mounts(tmp_path):
                       tmpfs=["/scratch:size=64m,uid=1000", "/plain"])
     specs += image_volumes({"/data": {}, "/anon": {}}, specs)
     assert [s.destination for s in specs][-1] == "/data"  # /anon was taken by -v
-    named = [replace(s, source=f"v{i:02d}") if s.type == "volume" and not s.source else s
+    named = [s._replace(source=f"v{i:02d}") if s.type == "volume" and not s.source else s
              for i, s in enumerate(specs)]
     mounts = [e for e in (inspect_entry(s, "/vol") for s in named) if e is not None]
     config = {"HostConfig": host_config(specs), "Config": {"Volumes": {"/data": {}, "/anon": {}}},
               "Mounts": mounts}
     again = specs_from_record(config)
-    strip = lambda s: replace(s, option="")  # noqa: E731 - options are re-spelled from the record
+    strip = lambda s: s._replace(option="")  # noqa: E731 - options are re-spelled from the record
     assert sorted(map(strip, again), key=lambda s: s.destination) == sorted(
         map(strip, named), key=lambda s: s.destination)
     assert config["HostConfig"]["Tmpfs"] == {"/scratch": "size=64m,uid=1000", "/plain": ""}

@@ -5,11 +5,10 @@ plain `overlaykit run` with the same table without importing click (cli/fast_run
 is ~12 ms of every start. One table, so the two can never disagree about an option.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One option as click declares it: its flags (and click's parameter name, if given)."""
     decls: tuple[str, ...]
     help: str

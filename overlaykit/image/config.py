@@ -1,6 +1,7 @@
 """The image config (the JSON whose digest is the image ID): what the store relies on in it."""
 
 import json
+import os
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.digest import parse_digest
@@ -9,8 +10,7 @@ from overlaykit.image.digest import parse_digest
 def host_architecture() -> str:
     """The host's architecture in Go's words, as an image config's "architecture" and an OCI
     platform ("linux/amd64") name it."""
-    import platform
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 

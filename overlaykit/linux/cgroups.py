@@ -11,7 +11,7 @@ import errno
 import os
 import signal
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from overlaykit.linux.mountinfo import mounts
 from overlaykit.linux.namespaces import CLONE_NEWCGROUP, unshare
@@ -20,16 +20,14 @@ ROOT = "/sys/fs/cgroup"
 PARENT = "overlaykit"  # a container's cgroup is overlaykit/<id>, as Docker's cgroupfs driver makes docker/<id>
 
 
-@dataclass(frozen=True)
-class Hierarchy:
+class Hierarchy(NamedTuple):
     """One mounted hierarchy: where a container's cgroup directory goes for these controllers."""
 
     path: str                       # where it is mounted
     controllers: frozenset[str]     # v1: the mount's controllers; v2: the root's cgroup.controllers
 
 
-@dataclass(frozen=True)
-class Hierarchies:
+class Hierarchies(NamedTuple):
     """The host's cgroup mounts: one unified hierarchy (v2), or one per controller group (v1)."""
 
     unified: bool

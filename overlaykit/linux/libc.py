@@ -2,7 +2,6 @@
 
 import ctypes
 import os
-import platform
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -17,7 +16,7 @@ _NUMBERS = {
                 "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "openat2": 437,
                 "mount_setattr": 442},
 }
-_TABLE = _NUMBERS.get(platform.machine(), {})
+_TABLE = _NUMBERS.get(os.uname().machine, {})
 
 
 def check(ret: int, what: str) -> int:
@@ -32,5 +31,5 @@ def syscall(name: str, *args, what: str = "") -> int:
     """Call a syscall by name through syscall(2); ENOSYS when this architecture lacks it."""
     number = _TABLE.get(name)
     if number is None:
-        raise OSError(38, f"{name} is not known on {platform.machine()}", what or name)
+        raise OSError(38, f"{name} is not known on {os.uname().machine}", what or name)
     return check(libc.syscall(ctypes.c_long(number), *args), what or name)

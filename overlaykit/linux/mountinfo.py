@@ -1,11 +1,10 @@
 """Parse /proc/<pid>/mountinfo."""
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class MountEntry:
+class MountEntry(NamedTuple):
     """One line of mountinfo, unescaped: the kernel's own word on what is mounted where, and how."""
 
     mount_id: int

@@ -27,8 +27,7 @@ hold at most 250 groups and their masks, 125,001 layers.
 import errno
 import os
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from overlaykit.linux.mount import MNT_DETACH, bind, mount, tmpfs, umount
 from overlaykit.linux.mountinfo import mount_containing
@@ -42,16 +41,14 @@ MAX_NESTED = MAX_STACK // 2 * MAX_STACK + 1  # 1 lower, 250 groups of 500 and 24
 NESTED = " (nested)"  # added to the mount path taken when the bottom layers were nested
 
 
-@dataclass(frozen=True)
-class ReadonlyBind:
+class ReadonlyBind(NamedTuple):
     """One directory bound read-only: a single layer's view (overlayfs wants an upper or two
     lowers; Docker's overlay2 and containerd likewise hand out a lone layer as it is)."""
 
     source: str
 
 
-@dataclass(frozen=True)
-class OverlaySpec:
+class OverlaySpec(NamedTuple):
     """An overlay to mount: paths relative to base (or absolute), top layer first."""
 
     base: str
@@ -163,7 +160,7 @@ def _mount_nested(spec: OverlaySpec, target: str, scratch: str | None) -> str:
                 write_mask([os.path.join(spec.base, name) for name in group], lowers[-1],
                            opaque_xattr(spec.options))
         try:
-            _mount_flat(replace(spec, lowers=tuple(lowers)), target)
+            _mount_flat(spec._replace(lowers=tuple(lowers)), target)
         except OSError as e:
             if e.errno == errno.EINVAL and _on_overlayfs(os.path.join(spec.base, spec.lowers[0])):
                 raise OSError(errno.EINVAL, f"{len(spec.lowers)} lower layers need overlays nested "

@@ -11,8 +11,8 @@ are named by their ABI sonames instead.
 
 import ctypes
 import os
-from dataclasses import dataclass
 from errno import EINVAL, EPERM
+from typing import NamedTuple
 
 from overlaykit.linux.libc import syscall
 
@@ -26,8 +26,7 @@ SECCOMP_SET_MODE_FILTER = 1
 INSTRUCTION_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One rule: the action for these syscalls when every condition holds.
 
     A condition is (argument index, SCMP_CMP_* operator, value, value two); for MASKED_EQ
@@ -40,8 +39,7 @@ class Rule:
     conditions: tuple[tuple[int, str, int, int], ...] = ()
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(NamedTuple):
     """A filter as plain data in the words of Docker's profiles, for compile_program() to hand over."""
 
     default_action: str
@@ -51,8 +49,7 @@ class Filter:
     flags: tuple[str, ...] = ()       # SECCOMP_FILTER_FLAG_*
 
 
-@dataclass(frozen=True)
-class Program:
+class Program(NamedTuple):
     """A compiled filter: its BPF instructions as the kernel takes them, and seccomp(2)'s flags."""
 
     code: bytes

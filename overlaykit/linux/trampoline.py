@@ -21,7 +21,6 @@ through /proc/self/exe ends at the second hop.
 import errno
 import fcntl
 import os
-import platform
 import struct
 from typing import NoReturn
 
@@ -149,7 +148,7 @@ def sealed_trampoline() -> int:
     """A close-on-exec memfd holding this machine's trampoline, sealed against every change;
     where vm.memfd_noexec=2 forbids executing memfds, the same program on a read-only
     detached tmpfs instead (linux/readonly_trampoline.py)."""
-    machine = platform.machine()
+    machine = os.uname().machine
     if machine not in _MACHINES:
         raise OSError(errno.ENOSYS, f"no exec trampoline for {machine}", "memfd_create")
     if memfd_exec_forbidden(memfd_noexec_scope()):

@@ -11,7 +11,7 @@ under both image/ and store/ that use it, because the long opens go through open
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from overlaykit.linux.openat2 import (RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                                       openat2, split_long)
@@ -47,14 +47,16 @@ def remove_tree(path: str, dir_fd: int | None = None) -> None:
         os.close(top)
 
 
-@dataclass
 class _Level:
-    """One directory on the way down: its name in its parent, its identity, subdirs still to do."""
+    """One directory on the way down: its name in its parent, its identity, subdirs still to do.
+    A plain class, not a dataclass: `run --rm` imports this module, and the start path makes
+    no dataclass (docs/architecture.md, "Start-up")."""
 
-    name: str
-    dev: int
-    ino: int
-    pending: list[str] = field(default_factory=list)
+    __slots__ = ("name", "dev", "ino", "pending")
+
+    def __init__(self, name: str, dev: int, ino: int, pending: list[str] | None = None) -> None:
+        self.name, self.dev, self.ino = name, dev, ino
+        self.pending = [] if pending is None else pending
 
 
 def _empty(top: int, base: str, st: os.stat_result, shown: str) -> None:
@@ -235,23 +237,22 @@ def listxattr(path: str) -> list[str]:
 # -- walking a tree with one directory fd --------------------------------------------------
 
 
-@dataclass(eq=False)
 class Node:
     """A directory in a walk: its name in its parent (None and "" for the walk's root).
 
-    A cursor knows the directories it holds by Node, so the walk and cursors on other
-    trees that follow it (the lower layers under an upper dir) find their way in steps."""
+    A cursor knows the directories it holds by Node (by identity), so the walk and cursors on
+    other trees that follow it (the lower layers under an upper dir) find their way in steps."""
 
-    parent: "Node | None"
-    name: str
-    depth: int = 0
+    __slots__ = ("parent", "name", "depth")
+
+    def __init__(self, parent: "Node | None", name: str, depth: int = 0) -> None:
+        self.parent, self.name, self.depth = parent, name, depth
 
     def child(self, name: str) -> "Node":
         return Node(self, name, self.depth + 1)
 
 
-@dataclass
-class _Open:
+class _Open(NamedTuple):
     """One level the cursor has entered: its identity, to check that `..` led back to it."""
 
     node: Node | None  # None for the root: a cursor serves one walk

@@ -11,8 +11,7 @@ on v2 an eBPF filter attached to the cgroup (runtime/devicefilter.py).
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux import cgroups
@@ -24,8 +23,7 @@ MIN_MEMORY = 6 * 1024 * 1024            # Docker refuses less ("Minimum memory l
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Resources:
+class Resources(NamedTuple):
     """What the cgroup enforces; 0 means no limit, memory_swap -1 unlimited swap."""
 
     memory: int = 0
@@ -41,8 +39,7 @@ class Resources:
         return any((self.memory, self.memory_swap, self.pids_limit, self.nano_cpus, self.cpu_shares))
 
 
-@dataclass(frozen=True)
-class Cgroup:
+class Cgroup(NamedTuple):
     """One container's cgroup: a directory per hierarchy (one on v2)."""
 
     unified: bool

@@ -6,15 +6,14 @@ CAP_MKNOD, as in Docker, and may mknod any node: opening it is what is refused).
 
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from overlaykit.errors import OverlaykitError
 
 ANY = -1  # a wildcard major or minor: '*'
 
 
-@dataclass(frozen=True)
-class DeviceRule:
+class DeviceRule(NamedTuple):
     """One line of the allow-list: type 'c', 'b' or 'a', major and minor (ANY for '*'), access ⊆ 'rwm'."""
 
     type: str
@@ -42,8 +41,7 @@ DEFAULT_RULES = (
 ALL_DEVICES = DeviceRule("a", ANY, ANY, "rwm")  # --privileged
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     """A --device: the host's node, where the container sees it, and what it may do with it."""
 
     host_path: str

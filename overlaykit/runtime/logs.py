@@ -18,8 +18,7 @@ import os
 from json.encoder import encode_basestring  # json.dumps(ensure_ascii=False) for one string, in C
 import re
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from overlaykit.runtime.logtime import format_nano, parse_stamp
 from overlaykit.store.layout import Layout
@@ -29,8 +28,7 @@ STREAMS = ("stdout", "stderr")
 _FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has not grown
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One line of a container's output as the json-file log keeps it: which stream, what, when."""
 
     stream: str   # stdout or stderr
@@ -164,8 +162,7 @@ def migrate_plain_log(layout: Layout, container_id: str) -> None:
     os.unlink(plain)
 
 
-@dataclass(frozen=True)
-class LogQuery:
+class LogQuery(NamedTuple):
     """What `logs` asks for: the last `tail` entries (None: all), those at or after `since`
     and not after `until` (nanoseconds; None: unbounded), and with follow the new ones too."""
 

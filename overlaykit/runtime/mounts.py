@@ -11,8 +11,7 @@ import os
 import posixpath
 import stat
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import (MS_BIND, MS_NODEV, MS_RDONLY, MS_REC, mount, remount_bind,
@@ -27,8 +26,7 @@ from overlaykit.store import volumes
 from overlaykit.store.layout import Layout
 
 
-@dataclass(frozen=True)
-class ResolvedMount:
+class ResolvedMount(NamedTuple):
     """One mount with every name turned into a host path: what the container's child mounts."""
 
     type: str                  # "bind", "volume" or "tmpfs"
@@ -46,7 +44,7 @@ def create_volumes(layout: Layout, specs: Sequence[MountSpec]) -> list[MountSpec
     for spec in specs:
         if spec.type == "volume":
             anonymous = not spec.source
-            spec = replace(spec, source=spec.source or volumes.new_anonymous_name())
+            spec = spec._replace(source=spec.source or volumes.new_anonymous_name())
             volumes.create(layout, spec.source, anonymous=anonymous)
         named.append(spec)
     return named

@@ -3,7 +3,7 @@
 import os
 import posixpath
 import re
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.mount import (MS_NOATIME, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY,
@@ -39,8 +39,7 @@ _TRUE = {"", "1", "true"}
 _FALSE = {"0", "false"}
 
 
-@dataclass(frozen=True)
-class MountSpec:
+class MountSpec(NamedTuple):
     """One mount the user asked for, in Docker's terms."""
 
     type: str                  # "bind", "volume" or "tmpfs"
@@ -317,7 +316,7 @@ def specs_from_record(config: dict) -> list[MountSpec]:
     specs = parse_all(host.get("Binds") or [], [_mount_option(m) for m in host.get("Mounts") or []], tmpfs)
     specs += image_volumes(config["Config"].get("Volumes"), specs)
     names = {m["Destination"]: m["Name"] for m in config.get("Mounts") or [] if m.get("Type") == "volume"}
-    return [replace(spec, source=names.get(spec.destination, ""))
+    return [spec._replace(source=names.get(spec.destination, ""))
             if spec.type == "volume" and not spec.source else spec for spec in specs]
 
 

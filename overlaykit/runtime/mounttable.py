@@ -12,8 +12,7 @@ can aim a mount at the host.
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 from overlaykit.linux.mount import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC,
                                     MS_REMOUNT, MS_STRICTATIME, bind, mount, remount_bind,
@@ -33,8 +32,7 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/pro
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
                 "/sys/firmware", "/sys/devices/virtual/powercap")
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """One entry of the table, everything decided: the child only carries it out."""
 
     kind: str             # "fs" (a new filesystem), "dev", "bind", "volume", "readonly" or "mask"

@@ -120,16 +120,10 @@ def _first_free(taken: list[str], name) -> str:
     return next(name(n) for n in range(100) if name(n) not in taken)
 
 
-def joins_networks(container: Container) -> bool:
-    return bool(networks.container_networks(container.config))
-
-
 @contextmanager
-def attached(layout: Layout, container: Container, command: str) -> Iterator[Attachment | None]:
-    """The container's network attachment while it runs (None for --network none|host)."""
-    if not joins_networks(container):
-        yield None
-        return
+def attached(layout: Layout, container: Container, command: str) -> Iterator[Attachment]:
+    """The container's network attachment while it runs (for a container that joins networks:
+    runtime/start.py asks for none with --network none or host)."""
     attachment = _lease_all(layout, container, command)
     try:
         _publish(attachment, command)

@@ -6,15 +6,14 @@ port with -P) is a port the kernel picks when the container starts, as Docker do
 """
 
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from overlaykit.errors import OverlaykitError
 
 PROTOCOLS = ("tcp", "udp")
 
 
-@dataclass(frozen=True)
-class Binding:
+class Binding(NamedTuple):
     """One published port as it is made: host_port 0 until the kernel picked one."""
 
     proto: str

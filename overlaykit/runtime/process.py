@@ -20,8 +20,7 @@ import signal
 import socket
 import stat
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import Callable, Iterator, NoReturn
+from typing import Callable, Iterator, NamedTuple, NoReturn
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.capabilities import limit_to
@@ -46,8 +45,7 @@ class StartError(OverlaykitError):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True)
-class Child:
+class Child(NamedTuple):
     """A child that has exec'd: the pid to wait for, and the pty master to relay with -t."""
 
     pid: int

@@ -21,7 +21,6 @@ restarts, which has no counterpart here: a supervisor that dies takes its contai
 
 import os
 import time
-from dataclasses import dataclass
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.namespaces import CLONE_NEWPID, setns
@@ -69,11 +68,12 @@ def wants_restart(policy: dict, exit_code: int, restart_count: int) -> bool:
     return False
 
 
-@dataclass
 class Backoff:
-    """The delay before the next restart, as Docker's restart manager grows and resets it."""
+    """The delay before the next restart, as Docker's restart manager grows and resets it.
+    A plain class: the start path makes no dataclass (docs/architecture.md, "Start-up")."""
 
-    delay: float = 0.0
+    def __init__(self) -> None:
+        self.delay = 0.0
 
     def next(self, ran_for: float) -> float:
         if ran_for >= _RESET_AFTER:

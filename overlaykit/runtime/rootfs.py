@@ -11,8 +11,7 @@ What is mounted inside it, in the container's own mount namespace, is runtime/mo
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from overlaykit.linux.mount import unmount_tree
 from overlaykit.linux.overlay import mount_overlay, needs_scratch
@@ -26,8 +25,7 @@ INIT_FILES = (".dockerenv", "etc/resolv.conf", "etc/hosts", "etc/hostname", "dev
 INIT_LINKS = (("etc/mtab", "/proc/mounts"),)
 
 
-@dataclass(frozen=True)
-class ContainerLayers:
+class ContainerLayers(NamedTuple):
     """The two layers `create` adds on the image, as Docker's overlay2 makes them: -init and writable."""
 
     init: str      # cache id of the -init layer
@@ -64,8 +62,7 @@ def container_layers(layout: Layout, image_top: str | None) -> Iterator[Containe
         raise
 
 
-@dataclass(frozen=True)
-class Rootfs:
+class Rootfs(NamedTuple):
     """A container's root, mounted: where, which way (kept in its state), an fd to resolve image paths in."""
 
     path: str  # merged/ on the host

@@ -9,8 +9,7 @@ architecture's sub-architectures. What is left goes to libseccomp as runc gives 
 
 import json
 import os
-import platform
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.seccomp import Filter, Rule
@@ -29,15 +28,14 @@ ARCHITECTURES = tuple("SCMP_ARCH_" + a for a in (
     "PARISC64", "RISCV64"))
 FLAGS = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
 
-# platform.machine() -> (the name profiles' "arches" use, libseccomp's name of it)
+# os.uname().machine -> (the name profiles' "arches" use, libseccomp's name of it)
 _NATIVE = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_ARCH_AARCH64"),
            "i686": ("x86", "SCMP_ARCH_X86"), "armv7l": ("arm", "SCMP_ARCH_ARM"),
            "ppc64le": ("ppc64le", "SCMP_ARCH_PPC64LE"), "s390x": ("s390x", "SCMP_ARCH_S390X"),
            "riscv64": ("riscv64", "SCMP_ARCH_RISCV64")}
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(NamedTuple):
     """A rule's "includes" or "excludes"."""
 
     caps: tuple[str, ...] = ()
@@ -45,8 +43,7 @@ class Condition:
     min_kernel: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
-class Syscalls:
+class Syscalls(NamedTuple):
     """One entry of "syscalls"."""
 
     rule: Rule
@@ -54,8 +51,7 @@ class Syscalls:
     excludes: Condition
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(NamedTuple):
     """A profile as read from Docker's JSON, checked; weighed against a container's start to make a Filter."""
 
     default_action: str
@@ -235,7 +231,7 @@ def _applies(entry: Syscalls, capabilities: set[str], arch: str, kernel: tuple[i
 
 def filter_for(profile: Profile, capabilities: set[str]) -> Filter:
     """The filter profile gives a container whose bounding set is capabilities, on this host."""
-    arch, seccomp_arch = _NATIVE.get(platform.machine(), (platform.machine(), ""))
+    arch, seccomp_arch = _NATIVE.get(os.uname().machine, (os.uname().machine, ""))
     architectures = profile.architectures
     for native, subs in profile.arch_map:
         if native == seccomp_arch:

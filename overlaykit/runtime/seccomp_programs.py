@@ -10,7 +10,7 @@ accepts, and a weaker filter.
 """
 
 import hashlib
-import platform
+import os
 
 from overlaykit import __version__
 from overlaykit.linux.seccomp import Filter, Program, compile_program, flags_of, library_version
@@ -22,7 +22,7 @@ _DIGEST = hashlib.sha256().digest_size
 
 def program_for(layout: Layout, spec: Filter) -> Program:
     """spec's program: the one kept in the store, or compiled now and kept."""
-    origin = repr((__version__, library_version(), platform.machine(), spec))
+    origin = repr((__version__, library_version(), os.uname().machine, spec))
     path = layout.seccomp_program(hashlib.sha256(origin.encode()).hexdigest())
     code = _read(path)
     if code is not None:

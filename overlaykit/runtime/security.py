@@ -8,7 +8,7 @@ JSON is kept in SecurityOpt as "seccomp=<json>"), so start and exec read the sam
 """
 
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.capabilities import DOCKER_DEFAULT, NAMES, NUMBERS, known
@@ -23,8 +23,7 @@ _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 _NO_LSM = ("apparmor=unconfined", "label=disable", "label:disable")
 
 
-@dataclass(frozen=True)
-class Security:
+class Security(NamedTuple):
     """What a container's processes may do, read from its record."""
 
     capabilities: tuple[str, ...]   # the bounding set, by name
@@ -32,8 +31,7 @@ class Security:
     no_new_privileges: bool
 
 
-@dataclass(frozen=True)
-class Confinement:
+class Confinement(NamedTuple):
     """Security made ready before the fork, for the child to apply: the filter compiled."""
 
     capabilities: frozenset[int]

@@ -1,8 +1,6 @@
 """--shm-size: the size of the container's /dev/shm tmpfs (HostConfig.ShmSize, bytes; Docker's
 default 64 MiB), as Docker's size syntax gives it (64m, 1g, 512k)."""
 
-from dataclasses import replace
-
 from overlaykit.errors import OverlaykitError
 from overlaykit.runtime.cgroups import parse_size
 from overlaykit.runtime.mounttable import Mount
@@ -27,6 +25,6 @@ def sized(table: tuple[Mount, ...], host: dict) -> tuple[Mount, ...]:
     size = host.get("ShmSize")
     if not size:
         return table
-    return tuple(replace(m, data=f"mode=1777,size={size}")
+    return tuple(m._replace(data=f"mode=1777,size={size}")
                  if m.kind == "fs" and m.destination == "/dev/shm" and m.source == "shm" else m
                  for m in table)

@@ -6,7 +6,7 @@ hostname defaults to the first 12 characters of the id.
 """
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.runtime import init, shm, ulimits
@@ -31,8 +31,7 @@ ETC_FILES = (("hosts", "/etc/hosts"), ("hostname", "/etc/hostname"),
              ("resolv.conf", "/etc/resolv.conf"))
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     """The options of `run` and `create` that shape a container."""
 
     command: tuple[str, ...] = ()
@@ -78,8 +77,7 @@ class RunOptions:
     ulimits: tuple[str, ...] = ()    # --ulimit NAME=SOFT[:HARD]
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
+class ContainerSpec(NamedTuple):
     """Everything the start needs, read from the record; paths on the host are absolute."""
 
     id: str

@@ -13,9 +13,9 @@ outlives overlaykit, and restarts the container as its --restart policy says
 import os
 import sys
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
 from functools import partial
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.namespaces import CLONE_NEWPID, unshare
@@ -24,7 +24,6 @@ from overlaykit.runtime.cgroups import container_cgroup, oom_killed, place as pl
 from overlaykit.runtime.child import container_main
 from overlaykit.runtime.attach_server import AttachServer, serving_attach
 from overlaykit.runtime.logs import LogWriter, migrate_plain_log
-from overlaykit.runtime.network_attach import attached
 from overlaykit.runtime.process import (Child, StartError, describe, forwarding_signals,
                                         spawn, wait_for)
 from overlaykit.runtime.rootfs import mounted_rootfs
@@ -37,15 +36,14 @@ from overlaykit.runtime.streams import Local, Stdio, container_stdio, pump, redi
 from overlaykit.runtime.tty import relay
 from overlaykit.runtime.userns import close_all, remapped_namespaces
 from overlaykit.runtime.user import User, resolve_user
-from overlaykit.store import containers
+from overlaykit.store import containers, networks
 from overlaykit.store.containers import Container
 from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 from overlaykit.store.orphans import settle
 
 
-@dataclass(frozen=True)
-class Outlets:
+class Outlets(NamedTuple):
     """Where a supervised container's output goes besides its log, and its input comes from."""
 
     log: LogWriter
@@ -116,7 +114,7 @@ def _start_supervised(layout: Layout, container: Container, stdin: bool, command
     try:
         with mounted_rootfs(layout, container.config["RWLayer"], spec.idmap) as rootfs, \
                 container_cgroup(spec.cgroup, spec.resources), \
-                attached(layout, container, command) as network, \
+                _networks(layout, container, command) as network, \
                 container_stdio(spec.tty, spec.stdin_open and outlets.local is None) as stdio:
             user = resolve_user(rootfs.fd, spec.user, command)
             confinement = prepare(layout, spec.security)
@@ -147,6 +145,15 @@ def _start_supervised(layout: Layout, container: Container, stdin: bool, command
             from overlaykit.runtime.lifecycle import remove_stopped
             remove_stopped(layout, container.id, volumes=True)  # --rm takes anonymous volumes too
     return code
+
+
+def _networks(layout: Layout, container: Container, command: str):
+    """The container's attachment to its networks while it runs (network_attach.attached);
+    for --network none or host, None, without importing the network machinery."""
+    if not networks.container_networks(container.config):
+        return nullcontext()
+    from overlaykit.runtime.network_attach import attached
+    return attached(layout, container, command)
 
 
 def _warn(command: str, message: str) -> None:

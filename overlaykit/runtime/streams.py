@@ -17,8 +17,7 @@ import errno
 import os
 import select
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from overlaykit.linux.terminal import set_window_size
 from overlaykit.runtime.attach_protocol import RESIZE, STDIN, STREAM_KIND
@@ -29,13 +28,14 @@ from overlaykit.runtime.tty import raw_mode, resizing
 _CHUNK = 65536
 
 
-@dataclass
 class Stdio:
-    """One run's pipes: the ends the child puts on 0, 1, 2 (None: keep what it has) and ours."""
+    """One run's pipes: the ends the child puts on 0, 1, 2 (None: keep what it has) and ours.
+    A plain class: the start path makes no dataclass (docs/architecture.md, "Start-up")."""
 
-    child_fds: tuple[int | None, int | None, int | None] = (None, None, None)
-    outputs: dict[int, str] = field(default_factory=dict)  # our read ends: fd -> stream
-    stdin: int | None = None  # our write end of the container's stdin pipe
+    def __init__(self) -> None:
+        self.child_fds: tuple[int | None, int | None, int | None] = (None, None, None)
+        self.outputs: dict[int, str] = {}  # our read ends: fd -> stream
+        self.stdin: int | None = None      # our write end of the container's stdin pipe
 
     def close_child_ends(self) -> None:
         """Once the child has them: our copies of its ends would keep its output from ending."""
@@ -83,8 +83,7 @@ def redirect_stdio(child_fds: tuple[int | None, int | None, int | None]) -> None
             os.dup2(fd, target)
 
 
-@dataclass(frozen=True)
-class Local:
+class Local(NamedTuple):
     """overlaykit's own terminal in the foreground: where output goes, and stdin for a pty."""
 
     stdin: int | None  # copied into the pty (-it); None: the command has it, or none

@@ -9,14 +9,13 @@ a name must have one; supplementary groups come from /etc/group when no group is
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.openat2 import open_in_root
 
 
-@dataclass(frozen=True)
-class User:
+class User(NamedTuple):
     """Who the container's process runs as, resolved from the image's own passwd and group files."""
 
     uid: int

@@ -30,8 +30,7 @@ import grp
 import os
 import pwd
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
-from typing import BinaryIO, Callable, Iterator, Sequence
+from typing import BinaryIO, Callable, Iterator, NamedTuple, Sequence
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux import userns
@@ -49,8 +48,7 @@ DEFAULT_USER = "dockremap"  # Docker's name for `userns-remap: default`
 _MAX_ID = 2 ** 32 - 1  # (uid_t)-1 is never an id
 
 
-@dataclass(frozen=True)
-class IdMap:
+class IdMap(NamedTuple):
     """Container ids 0..size-1 are host ids uid.. and gid.. ."""
 
     uid: int
@@ -186,7 +184,7 @@ def remap_table(table: Sequence[Mount], idmap: IdMap | None) -> tuple[Mount, ...
     kernel reads such numbers, so tty's group 5 is the container's group 5."""
     if idmap is None:
         return tuple(table)
-    return tuple(replace(m, data=_remap_options(m.data, idmap)) if m.kind == "fs" and m.data else m
+    return tuple(m._replace(data=_remap_options(m.data, idmap)) if m.kind == "fs" and m.data else m
                  for m in table)
 
 

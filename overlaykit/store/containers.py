@@ -16,8 +16,7 @@ import re
 import secrets
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.tree import remove_tree
@@ -28,8 +27,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"  # Docker's "never"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's rule for container names
 
 
-@dataclass(frozen=True)
-class Container:
+class Container(NamedTuple):
     """A stored container: its two records as Docker shapes them, read together."""
 
     id: str

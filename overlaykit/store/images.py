@@ -6,8 +6,7 @@ the chain IDs of the config's rootfs.diff_ids. repositories.json has Docker's sh
 """
 
 import os
-from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.config import diff_ids, parse_config
@@ -19,8 +18,7 @@ from overlaykit.store.layout import Layout
 from overlaykit.store.lock import store_lock
 
 
-@dataclass(frozen=True)
-class StoredImage:
+class StoredImage(NamedTuple):
     """An image as the store holds it: its config, the layer chain to mount, and the tags naming it."""
 
     id: str                      # "sha256:<hex of config digest>"

@@ -1,7 +1,7 @@
 """Every path under the store root, in one place. The layout mirrors /var/lib/docker."""
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_ROOT = "/var/lib/overlaykit"
 
@@ -11,8 +11,7 @@ def _hex(digest: str) -> str:
     return digest.split(":", 1)[1] if ":" in digest else digest
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """Where everything under one store root is: the one place that joins store paths."""
 
     root: str

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator
 
 from overlaykit.errors import OverlaykitError
@@ -83,8 +83,8 @@ def load_archive(layout: Layout, source: str, progress: Progress | None = None) 
             configs = [layout.image_config(sha256_bytes(plan.config_bytes)) for plan in plans]
             new = [path for path in configs if not os.path.exists(path)]
             try:
-                return [replace(add_image(layout, plan.config_bytes, plan.image.tags),
-                                tags=plan.image.tags) for plan in plans]
+                return [add_image(layout, plan.config_bytes, plan.image.tags)._replace(tags=plan.image.tags)
+                        for plan in plans]
             except OSError as e:  # a full disk: the images this load made go, and the error says where
                 for path in new:
                     with suppress(FileNotFoundError):

@@ -16,8 +16,7 @@ import os
 import secrets
 import stat
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from overlaykit.errors import OverlaykitError
 from overlaykit.linux.overlay import OverlaySpec, ReadonlyBind
@@ -36,8 +35,7 @@ def _new_short_name() -> str:
     return base64.b32encode(secrets.token_bytes(20)).decode()[:26]
 
 
-@dataclass(frozen=True)
-class StagedLayer:
+class StagedLayer(NamedTuple):
     """A layer being made in the staging area: not a layer until `commit`."""
 
     cache_id: str
