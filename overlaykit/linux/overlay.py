@@ -56,6 +56,7 @@ class OverlaySpec(NamedTuple):
     upper: str | None = None
     work: str | None = None
     options: tuple[str, ...] = ("index=off",)
+    volatile: bool = False  # an upper thrown away after: no syncs, not even the unmount's
 
 
 def _option_string(spec: OverlaySpec, absolute: bool) -> str:
@@ -63,7 +64,15 @@ def _option_string(spec: OverlaySpec, absolute: bool) -> str:
     opts = list(spec.options) + ["lowerdir=" + ":".join(path(p) for p in spec.lowers)]
     if spec.upper:
         opts += [f"upperdir={path(spec.upper)}", f"workdir={path(spec.work)}"]
+        opts += ["volatile"] if spec.volatile else []
     return ",".join(opts)
+
+
+def has_volatile() -> bool:
+    """Whether overlayfs takes `volatile` (Linux 5.10): then an overlay with an upper may skip
+    every sync, including the one of the whole upper filesystem at its unmount."""
+    major, minor = os.uname().release.split(".")[:2]
+    return (int(major), int(minor.split("-")[0])) >= (5, 10)
 
 
 def _kv(option: str) -> tuple[str, str | None]:
@@ -191,7 +200,7 @@ def _mount_by_descriptor(spec: OverlaySpec, target: str) -> None:
         numbered = dict(zip(names, (str(fd) for fd in fds)))
         by_fd = OverlaySpec(base="/proc/self/fd", lowers=tuple(numbered[p] for p in spec.lowers),
                             upper=numbered.get(spec.upper), work=numbered.get(spec.work),
-                            options=spec.options)
+                            options=spec.options, volatile=spec.volatile)
         data = _option_string(by_fd, absolute=False)
         if len(data) >= PAGE_SIZE:
             raise OSError(errno.E2BIG, f"overlay options are {len(data)} bytes even with "
@@ -207,6 +216,7 @@ def _fsconfig_options(spec: OverlaySpec) -> list[tuple[str, str | None]]:
     options = [_kv(o) for o in spec.options] + [("lowerdir+", p) for p in spec.lowers]
     if spec.upper:
         options += [("upperdir", spec.upper), ("workdir", spec.work)]
+        options += [("volatile", None)] if spec.volatile else []
     return options
 
 

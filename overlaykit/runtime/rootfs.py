@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
 from overlaykit.linux.mount import unmount_tree
-from overlaykit.linux.overlay import mount_overlay, needs_scratch
+from overlaykit.linux.overlay import has_volatile, mount_overlay, needs_scratch
 from overlaykit.store import overlay2
 from overlaykit.store.layout import Layout
 from overlaykit.store.staging import own_dir
@@ -71,17 +71,23 @@ class Rootfs(NamedTuple):
 
 
 @contextmanager
-def mounted_rootfs(layout: Layout, writable: str, idmap=None) -> Iterator[Rootfs]:
+def mounted_rootfs(layout: Layout, writable: str, idmap=None, discarded: bool = False) -> Iterator[Rootfs]:
     """The overlay mounted at merged/; on exit it and anything under it is unmounted.
-    idmap (a runtime.userns.IdMap, --userns-remap): every layer idmapped to the container's ids."""
+    idmap (a runtime.userns.IdMap, --userns-remap): every layer idmapped to the container's ids.
+
+    discarded: the writable layer is removed after this run (--rm), so its overlay is
+    `volatile`. Unmounting an overlay otherwise syncs the whole filesystem under its upper
+    layer, everyone's dirty data with it (tens of ms on a busy disk), to keep what is about
+    to be deleted. A crash while it is mounted leaves the upper unmountable by design; --rm's
+    removal after the crash is all it is good for."""
     merged = overlay2.merged_dir(layout, writable)
     unmount_tree(merged)  # a crash may have left the last run's overlay there
+    spec = overlay2.mounts(layout, writable)._replace(volatile=discarded and has_volatile())
     if idmap is None:
-        spec = overlay2.mounts(layout, writable)
         how = mount_overlay(spec, merged, scratch=own_dir(layout) if needs_scratch(spec) else None)
     else:
         from overlaykit.runtime.userns import mount_overlay as mount_idmapped_overlay
-        how = mount_idmapped_overlay(layout, overlay2.mounts(layout, writable), merged, idmap)
+        how = mount_idmapped_overlay(layout, spec, merged, idmap)
     try:
         fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

@@ -112,7 +112,8 @@ def _start_supervised(layout: Layout, container: Container, stdin: bool, command
                       restarted: bool = False) -> int:
     spec = spec_from_record(layout, container)
     try:
-        with mounted_rootfs(layout, container.config["RWLayer"], spec.idmap) as rootfs, \
+        with mounted_rootfs(layout, container.config["RWLayer"], spec.idmap,
+                            discarded=container.config["HostConfig"]["AutoRemove"]) as rootfs, \
                 container_cgroup(spec.cgroup, spec.resources), \
                 _networks(layout, container, command) as network, \
                 container_stdio(spec.tty, spec.stdin_open and outlets.local is None) as stdio:

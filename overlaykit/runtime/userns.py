@@ -280,7 +280,7 @@ def mount_overlay(layout: Layout, spec: OverlaySpec, target: str, idmap: IdMap) 
         mapped = OverlaySpec(base=attach, lowers=tuple(names),
                              upper=os.path.join("u", os.path.basename(spec.upper)),
                              work=os.path.join("u", os.path.basename(spec.work)),
-                             options=spec.options)
+                             options=spec.options, volatile=spec.volatile)
         with userns.files_owned_by(idmap.uid, idmap.gid):
             return mount_plain(mapped, target, scratch=attach)
     except OSError as e:
