@@ -91,22 +91,28 @@ HEAVY = {
     "dataclasses": "~5 ms with inspect, and 0.3-2 ms for each class made: records on the start path are NamedTuples",
     "tempfile": "~4 ms (shutil, random): the store's records make their own O_EXCL temporary name",
     "platform": "~2 ms: os.uname().machine is what platform.machine() reads",
+    "secrets": "~2 ms (hmac, random): ids are os.urandom(n).hex(), what secrets.token_hex returns",
+    "ipaddress": "~1 ms: only making a network, leasing an address or a -p with an IP need it",
     "pyroute2": "a network's netlink: imported only when the container joins a network",
 }
 
 
 def test_a_run_imports_nothing_heavy(cli, layout, demo):
     """A real `run --rm` to its exit, after a first run has compiled the store's seccomp program
-    (once per store: that one imports libseccomp's binding); the modules it imported are listed
-    at exit (main leaves by os._exit, after the atexit handlers)."""
+    (once per store: that one imports libseccomp's binding). The probe's interpreter starts
+    without site (-S), overlaykit's checkout alone on its path, so what it lists at exit (main
+    leaves by os._exit, after the atexit handlers) is what overlaykit imported, and nothing
+    outside the standard library could have been."""
     cli("run", "--rm", "--network", "none", demo, "true", check=True)
+    checkout = os.path.dirname(os.path.dirname(overlaykit.__file__))
     probe = ("import atexit, sys\n"
-             "atexit.register(lambda: open(sys.argv[1], 'w').write(' '.join(sorted(sys.modules))))\n"
+             "sys.path.insert(0, sys.argv[1])\n"
+             "atexit.register(lambda: open(sys.argv[2], 'w').write(' '.join(sys.modules)))\n"
              "from overlaykit.cli.main import main\n"
-             "main(sys.argv[2:])\n")
+             "main(sys.argv[3:])\n")
     report = os.path.join(layout.root, "..", "imported")
-    done = subprocess.run([sys.executable, "-c", probe, report, "--root", layout.root, "run", "--rm",
-                           "--network", "none", demo, "sh", "-c", "echo ran"],
+    done = subprocess.run([sys.executable, "-S", "-c", probe, checkout, report, "--root", layout.root,
+                           "run", "--rm", "--network", "none", demo, "sh", "-c", "echo ran"],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "ran\n"), done.stderr
     with open(report) as f:

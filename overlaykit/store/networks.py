@@ -11,10 +11,8 @@ devices and rules are runtime/network_*.py's.
 
 import fcntl
 import hashlib
-import ipaddress
 import os
 import re
-import secrets
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -78,6 +76,7 @@ def save(layout: Layout, network: dict) -> None:
 def parse_subnet(subnet: str, gateway: str | None, command: str) -> tuple[str, str]:
     """(subnet, gateway) checked: an IPv4 network with room for containers, the gateway in it
     (default: its first address)."""
+    import ipaddress  # not at the top: only making and leasing networks need it, not every run
     try:
         network = ipaddress.IPv4Network(subnet, strict=True)
     except ValueError as e:
@@ -97,6 +96,7 @@ def parse_subnet(subnet: str, gateway: str | None, command: str) -> tuple[str, s
 
 def overlapping(layout: Layout, subnet: str) -> dict | None:
     """The network of this store whose subnet overlaps subnet, if any."""
+    import ipaddress
     wanted = ipaddress.IPv4Network(subnet)
     for network in list_networks(layout):
         if ipaddress.IPv4Network(network["Subnet"]).overlaps(wanted):
@@ -105,7 +105,7 @@ def overlapping(layout: Layout, subnet: str) -> dict | None:
 
 
 def new_record(name: str, subnet: str, gateway: str, internal: bool) -> dict:
-    network_id = secrets.token_hex(32)
+    network_id = os.urandom(32).hex()
     return {"Name": name, "Id": network_id, "Created": containers.timestamp(), "Driver": "bridge",
             "Bridge": DEFAULT_BRIDGE if name == DEFAULT_NETWORK else f"okit-{network_id[:10]}",
             "Subnet": subnet, "Gateway": gateway, "Internal": internal, "Leases": {}}
@@ -134,6 +134,7 @@ def reclaim(layout: Layout, network: dict) -> list[str]:
 def lease(layout: Layout, network: dict, container_id: str) -> str:
     """The next free address of the network for container_id (the caller holds the lock and
     saves the record); leases of dead containers are taken back first."""
+    import ipaddress
     if container_id in network["Leases"]:
         return network["Leases"][container_id]
     reclaim(layout, network)

@@ -13,7 +13,6 @@ Everyone else asks here for a layer's directories and mounts; linux/overlay.py m
 
 import base64
 import os
-import secrets
 import stat
 from contextlib import contextmanager, suppress
 from typing import Iterator, NamedTuple
@@ -27,12 +26,12 @@ from overlaykit.store.layout import Layout
 
 
 def _new_cache_id() -> str:
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def _new_short_name() -> str:
     """26 base32 characters, as Docker's overlay2 makes them: short enough for deep stacks."""
-    return base64.b32encode(secrets.token_bytes(20)).decode()[:26]
+    return base64.b32encode(os.urandom(20)).decode()[:26]
 
 
 class StagedLayer(NamedTuple):

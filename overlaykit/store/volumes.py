@@ -2,7 +2,6 @@
 
 import os
 import re
-import secrets
 import stat
 import time
 from contextlib import suppress
@@ -28,7 +27,7 @@ def check_name(name: str, what: str) -> None:
 
 def new_anonymous_name() -> str:
     """64 hex digits, like the names Docker gives anonymous volumes."""
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def exists(layout: Layout, name: str) -> bool:
@@ -43,7 +42,7 @@ def create(layout: Layout, name: str, labels: dict[str, str] | None = None,
         if exists(layout, name):
             return name
         os.makedirs(layout.staging, exist_ok=True)
-        staged = os.path.join(layout.staging, f"volume-{secrets.token_hex(8)}")
+        staged = os.path.join(layout.staging, f"volume-{os.urandom(8).hex()}")
         os.makedirs(os.path.join(staged, "_data"), mode=0o755)
         labels = dict(labels or {})
         if anonymous:
@@ -128,7 +127,7 @@ def prune(layout: Layout, everything: bool = False) -> list[tuple[str, int]]:
 def _delete(layout: Layout, name: str) -> None:
     """Rename out of volumes/ first, so a crash half way leaves no half volume under its name."""
     os.makedirs(layout.staging, exist_ok=True)
-    doomed = os.path.join(layout.staging, f"volume-rm-{secrets.token_hex(8)}")
+    doomed = os.path.join(layout.staging, f"volume-rm-{os.urandom(8).hex()}")
     os.rename(layout.volume_dir(name), doomed)
     remove_tree(doomed)
 
