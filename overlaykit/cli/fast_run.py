@@ -2,12 +2,12 @@
 
 Starting a container should cost little more than the kernel's work, and importing click
 alone is ~12 ms of it. A command line that only names run's options (cli/run_options.py)
-is read here, as click would read it: long options with `=VALUE` or a separate value
-(the next word, whatever it is: `--stop-timeout -1`), clusters of short flags (`-it`), a short option's value
-attached (`-eA=1`) or separate, `--` before IMAGE, and nothing after IMAGE taken as ours. Anything else (--help, an unknown
-option, a value click would refuse, a missing IMAGE) returns None, and click parses the line
-and answers it, so every error and help text is click's own. tests/test_fast_run.py proves
-the two agree.
+is read here as click would read it: long options with `=VALUE` or a separate value (the
+next word, whatever it is: `--stop-timeout -1`), clusters of short flags (`-it`), a short
+option's value attached (`-eA=1`) or separate, `--` before IMAGE, and nothing after IMAGE
+taken as ours. Anything else (--help, an unknown option, a value click would refuse, a
+missing IMAGE) returns None, and click reads the line and answers it, so every error and
+help text is click's own. tests/test_fast_run.py proves the two agree.
 """
 
 from typing import NamedTuple
