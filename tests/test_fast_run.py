@@ -68,6 +68,7 @@ EVERYDAY = [
     ["-v", "-weird-value", "-e", "--rm", "-e-x", "-c-1", "img"],  # a value is the next word, whatever it is
     ["--pull=never", "--cpu-shares", "512", "--pids-limit", "0", "img", "true"],
     ["-", "cmd"],  # "-" is an IMAGE to click (and fails later as one): not an option
+    ["--name=", "-e=x", "-itdw/tmp", "img"],  # an empty value, a short one's "=x", a cluster's last takes the rest
 ]
 
 REFUSED = [

@@ -54,42 +54,21 @@ def _global_options(args: list[str]) -> tuple[str | None, bool, list[str] | None
 def _run_params(args: list[str]) -> dict | None:
     params = {option.name: option.empty for option in RUN}
     i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        if args[i] == "--":
             i += 1
             break
-        if arg.startswith("--"):
-            name, equals, value = arg.partition("=")
-            option = _BY_FLAG.get(name)
-            if option is None or (option.flag and equals):
-                return None
-            if not option.flag and not equals:
-                if i + 1 == len(args):
-                    return None
+        named = _options_in(args[i])
+        if named is None:
+            return None
+        for option, value in named:
+            if value is None and not option.flag:  # its value is the next word
                 i += 1
+                if i == len(args):
+                    return None
                 value = args[i]
             if not _take(params, option, value):
                 return None
-        elif arg.startswith("-") and arg != "-":
-            for at in range(1, len(arg)):
-                option = _BY_FLAG.get("-" + arg[at])
-                if option is None:
-                    return None
-                if option.flag:
-                    _take(params, option, "")
-                    continue
-                value = arg[at + 1:]
-                if not value:
-                    if i + 1 == len(args):
-                        return None
-                    i += 1
-                    value = args[i]
-                if not _take(params, option, value):
-                    return None
-                break
-        else:
-            break
         i += 1
     if i == len(args):
         return None  # no IMAGE: click's "Missing argument" line
@@ -98,7 +77,28 @@ def _run_params(args: list[str]) -> dict | None:
     return params
 
 
-def _take(params: dict, option: Option, text: str) -> bool:
+def _options_in(word: str) -> list[tuple[Option, str | None]] | None:
+    """The options one word names, each with its value if the word holds it: `--name` or
+    `--name=VALUE`, or a cluster of short ones (`-it`; a short option that takes a value takes
+    the rest of the word, `-eA=1`). None for a word click would refuse."""
+    if word.startswith("--"):
+        name, equals, value = word.partition("=")
+        option = _BY_FLAG.get(name)
+        if option is None or (option.flag and equals):
+            return None
+        return [(option, value if equals else None)]
+    named = []
+    for at in range(1, len(word)):
+        option = _BY_FLAG.get("-" + word[at])
+        if option is None:
+            return None
+        if not option.flag:
+            return named + [(option, word[at + 1:] or None)]
+        named.append((option, None))
+    return named
+
+
+def _take(params: dict, option: Option, text: str | None) -> bool:
     """Record one occurrence of option; False if click would refuse its value."""
     value: object = True
     if not option.flag:
