@@ -4,6 +4,7 @@ links, parents made for a deeper entry), so a note kept by path instead of by di
 one missed, would show as a refused entry ("File exists") or as the wrong thing left there.
 And where the premise does not hold (a diff dir that is not empty, a `cp` destination) every
 name is still looked up, so a symlink already there is replaced, never written through.
+Symlinks are made by the writer threads too: an entry right after one still goes through it.
 """
 
 import os
@@ -129,3 +130,18 @@ def test_cp_into_a_directory_with_names_replaces_a_link_never_its_target(tmp_pat
     assert (dest / "link").read_bytes() == b"cp\n" and not (dest / "link").is_symlink()
     assert (dest / "sub/link").read_bytes() == b"cp sub\n" and not (dest / "sub/link").is_symlink()
     assert outside.read_bytes() == b"untouched\n"
+
+
+def test_entries_through_symlinks_still_being_made_land_in_their_targets(diff):
+    entries = []
+    for n in range(200):
+        entries += [tb.directory(f"t{n}"), tb.symlink(f"l{n}", f"t{n}", uid=n, mtime=1_600_000_000 + n),
+                    tb.file(f"l{n}/f", b"%d\n" % n), tb.file(f"l{n}/g", b"g\n")]
+        if n % 2:  # its header goes to the shared inode too, as in Docker: the same owner and time
+            entries.append(tb.hardlink(f"h{n}", f"l{n}", uid=n, mtime=1_600_000_000 + n))
+    unpack_entries(diff, *entries)
+    for n in range(200):
+        link = os.lstat(diff / f"l{n}")
+        assert os.readlink(diff / f"l{n}") == f"t{n}" and (link.st_uid, link.st_mtime) == (n, 1_600_000_000 + n)
+        assert not n % 2 or os.lstat(diff / f"h{n}").st_ino == link.st_ino  # a hard link to the symlink itself
+        assert sorted(os.listdir(diff / f"t{n}")) == ["f", "g"] and (diff / f"t{n}/f").read_bytes() == b"%d\n" % n

@@ -445,11 +445,8 @@ class _Layer:
         if member.size <= INLINE_LIMIT:  # read now, created by a worker while the next entries are read
             data = _content(tar, member).read()
             self.bytes += len(data)
-            if self.writer is None:
-                self.writer = FileWriter(self.what, _set_xattr)
-            self.writer.write(pfd, NewFile(member.name, self.parent_id(pfd), base, data, member.uid,
-                                           member.gid, member.mode & 0o7777, tuple(_xattrs(member)),
-                                           _times(member)))
+            self.write_later(pfd, NewFile(member.name, self.parent_id(pfd), base, data, member.uid, member.gid,
+                                          member.mode & 0o7777, tuple(_xattrs(member)), _times(member)))
             return
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=pfd)
@@ -503,9 +500,16 @@ class _Layer:
             _set_xattr(fd, name, value)
 
     def make_symlink(self, member, parts: list[str]) -> None:
+        """Made by a writer thread, as a small file is: a lookup through it that misses settles
+        the writer first (open_dir), like one through a file's name."""
         pfd, base = self.replace(parts)
-        os.symlink(member.linkname, base, dir_fd=pfd)
-        self.set_metadata_at(pfd, base, member, symlink=True)
+        self.write_later(pfd, NewFile(member.name, self.parent_id(pfd), base, b"", member.uid, member.gid, 0,
+                                      tuple(_xattrs(member)), _times(member), link=member.linkname))
+
+    def write_later(self, pfd: int, new: NewFile) -> None:
+        if self.writer is None:
+            self.writer = FileWriter(self.what, _set_xattr)
+        self.writer.write(pfd, new)
 
     def make_node(self, member, parts: list[str]) -> None:
         """A fifo or device node: made with mknod, never opened (opening a fifo would block)."""
@@ -605,7 +609,7 @@ class _Layer:
             return self.find_dir(key, self.parent_key, self.parent_fd)
         except (FileNotFoundError, NotADirectoryError):
             pass
-        self.settle()  # a missing component may be a file still being written: let it land first
+        self.settle()  # a missing component may be a file or symlink still being made: let it land first
         # Walk it one component at a time, making what is missing (0755, root, as Docker does).
         fd = open_in_root(self.root_fd, "", os.O_PATH | os.O_DIRECTORY)
         try:
