@@ -101,9 +101,15 @@ def find_images(source: Source, what: str, platform: str | None = None) -> list[
     return images
 
 
+def shown(name: str) -> str:
+    """A name the archive chose, as an error line shows it: as it is when printable, else
+    quoted with its control characters escaped, so a newline in it cannot break the line."""
+    return name if name.isprintable() else repr(name)
+
+
 def read_json(source: Source, name: str, what: str):
     if not source.exists(name):
-        raise OverlaykitError(f"{what}: {name} is missing")
+        raise OverlaykitError(f"{what}: {shown(name)} is missing")
     if source.size(name) > METADATA_LIMIT:
         raise OverlaykitError(f"{what}: {name} is too large for metadata")
     return parse_json(source.read_bytes(name), f"{what}: {name}")
@@ -126,7 +132,7 @@ def _docker_images(source: Source, what: str) -> list[ArchivedImage]:
                        for p in (safe_path(p, where) for p in entry["Layers"]))
         config_digest = _digest_from_name(config_path, where)
         if config_digest is None:
-            raise OverlaykitError(f"{where}: config {config_path} is not named by its digest")
+            raise OverlaykitError(f"{where}: config {shown(config_path)} is not named by its digest")
         images.append(ArchivedImage(config_path, config_digest, None, layers, tags))
     return images
 
@@ -294,7 +300,7 @@ class TarSource:
     def _member(self, name: str):
         member = self._members.get(name)
         if member is None or not (member.isfile() or member.islnk()):
-            raise OverlaykitError(f"{self._what}: {name} is missing")
+            raise OverlaykitError(f"{self._what}: {shown(name)} is missing")
         return member
 
     def exists(self, name: str) -> bool:
@@ -370,7 +376,7 @@ class DirSource:
     def _fd_or_missing(self, name: str) -> int:
         fd = self._open_fd(name)
         if fd is None:
-            raise OverlaykitError(f"{self._what}: {name} is missing")
+            raise OverlaykitError(f"{self._what}: {shown(name)} is missing")
         return fd
 
     def read_bytes(self, name: str) -> bytes:
