@@ -59,6 +59,7 @@ bench: deps $(IMAGE)
 VM_PKGS  := qemu-system-x86 qemu-utils debootstrap cpio e2fsprogs
 VM_VENV  := VENV=/opt/overlaykit-venv
 VM_SMOKE_TESTS := tests/test_workbench.py tests/test_experiments.py tests/test_mounts.py tests/test_deep_images.py tests/test_cgroups.py \
+                  tests/test_volatile_rm.py tests/test_start_path.py \
                   tests/test_deeper_than_the_kernel.py::test_a_1000_layer_image_runs_its_upper_groups_whiteouts_hiding_the_bottom_ones
 
 vm-deps: deps
