@@ -4,9 +4,8 @@ import json
 
 import click
 
-from overlaykit.cli.run_options import CONTAINER, RUN, Option
 from overlaykit.cli import running
-from overlaykit.cli.running import command_errors
+from overlaykit.cli.run_options import CONTAINER, RUN, Option
 from overlaykit.store.layout import Layout
 
 _COMMAND_LINE = {"allow_interspersed_args": False}  # options after IMAGE belong to the command
@@ -60,7 +59,7 @@ def create(layout: Layout, **params) -> int:
 @click.option("-i", "--interactive", is_flag=True, help="Attach stdin (with -a).")
 @click.argument("name")
 @click.pass_obj
-@command_errors("start")
+@running.command_errors("start")
 def start(layout: Layout, name: str, attach: bool, interactive: bool) -> int:
     """Start a created or stopped container."""
     from overlaykit.runtime.start import start_attached, start_detached
@@ -166,7 +165,7 @@ def rm(layout: Layout, names: tuple[str, ...], force: bool, volumes: bool) -> in
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-@command_errors("exec")
+@running.command_errors("exec")
 def exec_(layout: Layout, name: str, command: tuple[str, ...], **opts) -> int:
     """Run a command in a running container."""
     from overlaykit.runtime.exec import ExecOptions, exec_in

@@ -27,7 +27,7 @@ class RunLine(NamedTuple):
 def parse(args: list[str]) -> RunLine | None:
     """The run command line, or None when it is anything but a run that parses cleanly."""
     root, debug, rest = _global_options(args)
-    if rest is None or not rest or rest[0] != "run":
+    if not rest or rest[0] != "run":
         return None
     params = _run_params(rest[1:])
     return None if params is None else RunLine(root, debug, params)

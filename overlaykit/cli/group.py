@@ -6,7 +6,7 @@ import os
 import click
 
 from overlaykit import __version__
-from overlaykit.cli.main import _debug
+from overlaykit.cli.main import open_store
 from overlaykit.errors import OverlaykitError
 
 # Subcommands are imported only when called, so `overlaykit run` loads nothing it does not use.
@@ -91,9 +91,7 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
     """Docker's storage path from first principles: images, an overlay2 store, containers."""
-    _debug[0] = debug or bool(os.environ.get("OVERLAYKIT_DEBUG"))
-    from overlaykit.store.layout import Layout
-    ctx.obj = Layout.from_env(root)
+    ctx.obj = open_store(root, debug)
 
 
 def _asks_for_help(parent: click.Context, name: str, command: click.Command,

@@ -10,6 +10,7 @@ import sys
 from typing import NoReturn
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.store.layout import Layout
 
 _debug = [False]  # the group's --debug, as click parsed it (not a word of the container's command)
 
@@ -39,11 +40,16 @@ def _quick(args: list[str]):
     return parse(args)
 
 
+def open_store(root: str | None, debug: bool) -> Layout:
+    """What the group's own options do before any command, read by click or by fast_run:
+    tracebacks with --debug (or OVERLAYKIT_DEBUG), and the store at --root (or its default)."""
+    _debug[0] = debug or bool(os.environ.get("OVERLAYKIT_DEBUG"))
+    return Layout.from_env(root)
+
+
 def _run_quickly(line) -> int:
     from overlaykit.cli import running
-    from overlaykit.store.layout import Layout
-    _debug[0] = line.debug or bool(os.environ.get("OVERLAYKIT_DEBUG"))
-    return running.run(Layout.from_env(line.root), **line.params)
+    return running.run(open_store(line.root, line.debug), **line.params)
 
 
 def _with_click(args: list[str]) -> int:
