@@ -33,6 +33,7 @@ from overlaykit.linux.mount import MNT_DETACH, bind, mount, tmpfs, umount
 from overlaykit.linux.mountinfo import mount_containing
 from overlaykit.linux.newmount import mount_fs
 from overlaykit.linux.overlay_mask import write_mask
+from overlaykit.linux.release import kernel_version
 from overlaykit.linux.whiteouts import opaque_xattr
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -71,8 +72,7 @@ def _option_string(spec: OverlaySpec, absolute: bool) -> str:
 def has_volatile() -> bool:
     """Whether overlayfs takes `volatile` (Linux 5.10): then an overlay with an upper may skip
     every sync, including the one of the whole upper filesystem at its unmount."""
-    major, minor = os.uname().release.split(".")[:2]
-    return (int(major), int(minor.split("-")[0])) >= (5, 10)
+    return kernel_version() >= (5, 10)
 
 
 def _kv(option: str) -> tuple[str, str | None]:

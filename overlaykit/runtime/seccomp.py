@@ -12,6 +12,7 @@ import os
 from typing import NamedTuple
 
 from overlaykit.errors import OverlaykitError
+from overlaykit.linux.release import kernel_version
 from overlaykit.linux.seccomp import Filter, Rule
 
 DEFAULT_PROFILE = os.path.join(os.path.dirname(__file__), "profiles", "seccomp-default.json")
@@ -210,11 +211,6 @@ def parse(data, where: str) -> Profile:
                    _strings(data.get("flags"), where, "flags", FLAGS))
 
 
-def _kernel_version() -> tuple[int, int]:
-    release = os.uname().release.split("-")[0].split(".")
-    return int(release[0]), int(release[1])
-
-
 def _applies(entry: Syscalls, capabilities: set[str], arch: str, kernel: tuple[int, int]) -> bool:
     """moby's setupSeccomp: any exclude that holds drops the rule, every include must hold."""
     out, into = entry.excludes, entry.includes
@@ -237,7 +233,7 @@ def filter_for(profile: Profile, capabilities: set[str]) -> Filter:
         if native == seccomp_arch:
             architectures = (native, *subs)
             break
-    kernel = _kernel_version()
+    kernel = kernel_version()
     rules = tuple(e.rule for e in profile.syscalls
                   if e.rule.names and _applies(e, capabilities, arch, kernel))
     return Filter(profile.default_action, profile.default_errno, architectures, rules,
