@@ -58,8 +58,10 @@ def test_sdist_metadata_is_an_spdx_license_with_its_file_and_one_version(sdist):
 def test_the_sdists_own_tests_run_from_it(sdist):
     """The unpacked sdist is enough to run a test that loads a fixture and runs a container."""
     root, _ = sdist
+    # A base temp of its own: without one, the inner pytest would end by deleting the oldest of
+    # the sessions kept in /tmp/pytest-of-root, however big they are.
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/test_etc_files.py"],
+                           f"--basetemp={root.parent / 'inner-tmp'}", "tests/test_etc_files.py"],
                           cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 passed" in proc.stdout
