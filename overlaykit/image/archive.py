@@ -15,6 +15,7 @@ from typing import BinaryIO, Protocol
 from overlaykit.errors import OverlaykitError
 from overlaykit.image.config import host_architecture, parse_json
 from overlaykit.image.digest import mismatch, parse_digest, sha256_bytes, short
+from overlaykit.image.quoting import shown
 from overlaykit.image.reference import is_valid, normalize
 
 METADATA_LIMIT = 64 << 20  # no manifest, index or config is this large
@@ -99,12 +100,6 @@ def find_images(source: Source, what: str, platform: str | None = None) -> list[
     if not images:
         raise OverlaykitError(f"{what}: the archive holds no image")
     return images
-
-
-def shown(name: str) -> str:
-    """A name the archive chose, as an error line shows it: as it is when printable, else
-    quoted with its control characters escaped, so a newline in it cannot break the line."""
-    return name if name.isprintable() else repr(name)
 
 
 def read_json(source: Source, name: str, what: str):

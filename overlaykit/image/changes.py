@@ -27,6 +27,7 @@ import stat
 from dataclasses import dataclass
 from typing import Collection, Iterator, Sequence
 
+from overlaykit.image.quoting import shown
 from overlaykit.image.whiteout import OPAQUE_VALUE, OPAQUE_XATTR, is_whiteout_device
 from overlaykit.linux import tree
 
@@ -307,22 +308,4 @@ def _kept(dir_fd: int, name: str) -> set[str]:
 
 def format_changes(found: Sequence[Change]) -> str:
     """`docker diff`'s output: one "K /path" line each, whatever the names hold."""
-    return "".join(f"{change.kind} {shown_path(change.path)}\n" for change in found)
-
-
-def shown_path(path: str) -> str:
-    """path as is, or Go-quoted (strconv.Quote) when it holds a control character or bytes that
-    are not UTF-8 (surrogates here): Docker prints names raw, so a file named "x\nD /etc"
-    forges a line; quoted, it cannot."""
-    if path.isprintable():
-        return path
-    import json
-    out = []
-    for c in path:
-        if "\udc80" <= c <= "\udcff":
-            out.append(f"\\x{ord(c) - 0xdc00:02x}")
-        elif c in '"\\' or not c.isprintable():
-            out.append(json.dumps(c)[1:-1])
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
+    return "".join(f"{change.kind} {shown(change.path)}\n" for change in found)

@@ -34,6 +34,7 @@ from overlaykit.image import archive as formats
 from overlaykit.image.compression import PeekReader, decompressed, detect
 from overlaykit.image.config import diff_ids, parse_config
 from overlaykit.image.digest import HashingReader, VerifyingReader, mismatch, sha256_bytes, short
+from overlaykit.image.quoting import shown
 from overlaykit.linux.tree import remove_tree
 from overlaykit.store import layers, overlay2
 from overlaykit.store.images import StoredImage, add_image, used_chain_ids
@@ -97,7 +98,7 @@ def _plan(source: formats.Source, image: formats.ArchivedImage, what: str, n: in
     """Read and verify an image's config before any layer is touched."""
     where = f"{what}: " + (f"image {n}: " if n else "")
     if not source.exists(image.config_path):
-        raise OverlaykitError(f"{where}config {formats.shown(image.config_path)} is missing")
+        raise OverlaykitError(f"{where}config {shown(image.config_path)} is missing")
     data = source.read_bytes(image.config_path)
     if image.config_size is not None and len(data) != image.config_size:
         raise OverlaykitError(f"{where}config has {len(data)} bytes, expected {image.config_size}")
@@ -119,7 +120,7 @@ def _check_blobs(layout: Layout, archive, plans: list[_Plan]) -> None:
         for n, (blob, diff_id) in enumerate(zip(plan.image.layers, plan.diff_ids), 1):
             parent = layers.chain_id(parent, diff_id)
             if not archive.source.exists(blob.path) and not layers.usable(layout, parent):
-                raise OverlaykitError(f"{plan.what}layer {n}: blob {formats.shown(blob.path)} is missing")
+                raise OverlaykitError(f"{plan.what}layer {n}: blob {shown(blob.path)} is missing")
 
 
 @contextmanager
@@ -196,7 +197,7 @@ class _SeekableArchive:
     def store_layer(self, layout: Layout, parent: str | None, blob: formats.LayerBlob,
                     diff_id: str, what: str, counter: _Counter) -> None:
         if not self.source.exists(blob.path):
-            raise OverlaykitError(f"{what}: blob {formats.shown(blob.path)} is missing")
+            raise OverlaykitError(f"{what}: blob {shown(blob.path)} is missing")
         with self.source.open(blob.path) as raw:
             verified = VerifyingReader(raw, blob.digest, blob.size, what, counter)
             layer = decompressed(verified, what)
@@ -270,7 +271,7 @@ class _StreamedArchive:
         if found is None:
             if blob.path in self.source.metadata:
                 raise OverlaykitError(f"{what}: {blob.path} is not a layer (not a tar, gzip or zstd)")
-            raise OverlaykitError(f"{what}: blob {formats.shown(blob.path)} is missing")
+            raise OverlaykitError(f"{what}: blob {shown(blob.path)} is missing")
         if blob.size is not None and found.blob_size != blob.size:
             raise OverlaykitError(f"{what}: blob has {found.blob_size} bytes, expected {blob.size}")
         if blob.digest is not None and found.blob_digest != blob.digest:
