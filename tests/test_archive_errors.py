@@ -207,6 +207,22 @@ def test_a_missing_layer_named_with_control_characters_is_named_on_one_line(layo
     assert (proc.returncode, proc.stderr) == (1, f"overlaykit: load: {path}: layer 3: blob {quoted} is missing\n")
 
 
+def test_a_streamed_non_layer_named_with_a_newline_is_named_on_one_line(layout, cli, tmp_path,
+                                                                       fixture_path):
+    """From stdin, a member is read before manifest.json says what it is: a layer named there
+    that turned out not to be one is named on one line, quoted as a missing one is."""
+    files = read_tar(fixture_path("demo-docker.tar"))
+    manifest = json.loads(files["manifest.json"])
+    manifest[0]["Layers"][2] = "odd\nname"
+    files["odd\nname"] = b"not a layer at all\n"
+    del files["manifest.json"]
+    files["manifest.json"] = json.dumps(manifest).encode()  # last, as docker save writes it
+    path = write_tar(str(tmp_path / "named.tar"), files)
+    proc = cli("load", input=open(path, "rb").read())
+    assert (proc.returncode, proc.stderr.decode()) == (
+        1, 'overlaykit: load: stdin: layer 3: "odd\\nname" is not a layer (not a tar, gzip or zstd)\n')
+
+
 def test_missing_blob_of_a_stored_layer_is_not_needed(loaded, cli, tmp_path, fixture_path):
     files = read_tar(fixture_path("demo-docker.tar"))
     del files[json.loads(files["manifest.json"])[0]["Layers"][2]]

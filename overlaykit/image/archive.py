@@ -314,7 +314,7 @@ class TarSource:
         try:
             return self._tar.extractfile(self._member(name))
         except (tarfile.ReadError, KeyError) as e:
-            raise OverlaykitError(f"{self._what}: {name}: {e}") from None
+            raise OverlaykitError(f"{self._what}: {shown(name)}: {e}") from None
 
 
 def tar_problem(e: Exception) -> str:

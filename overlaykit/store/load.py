@@ -270,7 +270,7 @@ class _StreamedArchive:
         found = self.unpacked.get(blob.path)
         if found is None:
             if blob.path in self.source.metadata:
-                raise OverlaykitError(f"{what}: {blob.path} is not a layer (not a tar, gzip or zstd)")
+                raise OverlaykitError(f"{what}: {shown(blob.path)} is not a layer (not a tar, gzip or zstd)")
             raise OverlaykitError(f"{what}: blob {shown(blob.path)} is missing")
         if blob.size is not None and found.blob_size != blob.size:
             raise OverlaykitError(f"{what}: blob has {found.blob_size} bytes, expected {blob.size}")
