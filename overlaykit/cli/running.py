@@ -37,11 +37,8 @@ def command_errors(command: str, error_code: int = 1):
 @command_errors("run", 125)
 def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **opts) -> int:
     """`docker run`: a new container of image, started attached (or detached: its id printed)."""
-    from overlaykit.cli.pull_policy import image_of
-    from overlaykit.runtime.create import create_container
     from overlaykit.runtime.start import start_attached, start_detached
-    stored, ref = image_of(layout, image, opts.pop("pull"), opts.pop("platform"), "run")
-    container = create_container(layout, stored, ref, _run_options(command, **opts), "run")
+    container = _new_container(layout, "run", image, command, opts)
     if detach:
         start_detached(layout, container, "run")
         print(container.id, flush=True)
@@ -52,15 +49,17 @@ def run(layout: Layout, image: str, command: tuple[str, ...], detach: bool, **op
 @command_errors("create", 125)
 def create(layout: Layout, image: str, command: tuple[str, ...], **opts) -> int:
     """`docker create`: a new container of image, not started; its id printed."""
-    from overlaykit.cli.pull_policy import image_of
-    from overlaykit.runtime.create import create_container
-    stored, ref = image_of(layout, image, opts.pop("pull"), opts.pop("platform"), "create")
-    print(create_container(layout, stored, ref, _run_options(command, **opts), "create").id, flush=True)
+    print(_new_container(layout, "create", image, command, opts).id, flush=True)
     return 0
 
 
-def _run_options(command: tuple[str, ...], **opts):
+def _new_container(layout: Layout, verb: str, image: str, command: tuple[str, ...], opts: dict):
+    """What run and create share: the image found (or pulled, as --pull says), and a
+    container of it made from the options."""
+    from overlaykit.cli.pull_policy import image_of
+    from overlaykit.runtime.create import create_container
     from overlaykit.runtime.mountspec import absolute_sources
     from overlaykit.runtime.spec import RunOptions
+    stored, ref = image_of(layout, image, opts.pop("pull"), opts.pop("platform"), verb)
     opts["volumes"] = absolute_sources(opts.get("volumes", ()))  # -v ./rel:/x, as Docker 23+
-    return RunOptions(command=tuple(command), **opts)
+    return create_container(layout, stored, ref, RunOptions(command=tuple(command), **opts), verb)
